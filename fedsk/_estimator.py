@@ -1,0 +1,453 @@
+"""``FederatedEstimator``: a scikit-learn meta-estimator fitted across parties.
+
+It turns the user's parameters into a public clipping region and a budget,
+builds (or takes) a federation, runs the registered federated algorithm for
+the wrapped estimator's class, and leaves a plain fitted scikit-learn
+estimator in ``estimator_``.
+"""
+
+import math
+import numbers
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
+from sklearn.utils import get_tags
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._federation import TRUST_MODELS, Federation
+from .estimators import FitSession, get_algorithm, private_bounds
+from .privacy import (
+    BudgetLedger,
+    Clipping,
+    PrivacyAccountant,
+    PrivacyReport,
+    PrivacyWarning,
+    noise_seed_sequence,
+)
+from .utils._sklearn_compat import Interval, StrOptions, _fit_context
+
+# Share of the budget spent on private bounds when the user opts in.
+PRIVATE_BOUNDS_SHARE = 0.1
+
+
+def _estimator_has(attr):
+    def check(self):
+        if hasattr(self, "estimator_"):
+            return hasattr(self.estimator_, attr)
+        return hasattr(self.estimator, attr)
+
+    return check
+
+
+class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
+    """Fit a scikit-learn estimator across parties with differential privacy.
+
+    Each party computes statistics on its own rows, clipped into a public
+    region; only noisy totals are aggregated. The fitted ``estimator_`` is a
+    plain scikit-learn estimator of the wrapped class.
+
+    Parameters
+    ----------
+    estimator : estimator object
+        The scikit-learn estimator to fit. Supported: ``StandardScaler``,
+        ``LinearRegression``, ``Ridge``, ``GaussianNB``. Its hyperparameters
+        are honoured where the federated algorithm can.
+    epsilon : float, default=1.0
+        Privacy budget of this fit, ``> 0``. ``float("inf")`` adds no noise
+        and needs no bounds.
+    delta : float, default=0.0
+        ``0`` gives pure epsilon-DP (discrete Laplace noise); a value in
+        ``(0, 1)`` gives (epsilon, delta)-DP (discrete Gaussian noise,
+        calibrated through zCDP).
+    bounds : tuple (lower, upper), "private" or None, default=None
+        Public per-feature range; each of ``lower`` and ``upper`` is a float
+        or an array of shape (n_features,). Rows are clipped into it.
+        ``"private"`` estimates it with a DP histogram, spending 10% of the
+        budget. Required (or ``data_norm``) when ``epsilon`` is finite.
+    data_norm : float, default=None
+        Largest L2 norm of a row (after clipping to ``bounds`` and centring
+        at their middle, when bounds are given). Rows beyond it are scaled
+        down.
+    y_bounds : tuple (lower, upper), "private" or None, default=None
+        Public range of a regression target. Required for regressors when
+        ``epsilon`` is finite.
+    classes : array-like, default=None
+        The public class labels of a classifier. ``None`` reads them from the
+        parties' labels, with a :class:`~fedsk.privacy.PrivacyWarning` when
+        ``epsilon`` is finite.
+    trust : {"central", "local"}, default="central"
+        ``"central"``: parties send exact clipped statistics to a trusted
+        aggregator that adds the noise once. ``"local"``: each party noises
+        its statistic before it leaves (trusts nobody; noisier).
+    accountant : PrivacyAccountant, default=None
+        Shared ledgers for the parties of ``fit(X, y, parties=...)``: spends
+        of every fit that uses it (including clones in a search) are
+        composed and capped there. ``None`` gives each fit fresh ledgers.
+    n_jobs : int, default=None
+        Number of joblib workers for party-side work.
+    random_state : int, RandomState instance or None, default=None
+        ``None`` seeds the noise from the operating system's cryptographic
+        source. A value makes the noise reproducible, for simulation only
+        (a :class:`~fedsk.privacy.SeededNoiseWarning` says so).
+
+    Attributes
+    ----------
+    estimator_ : estimator object
+        The fitted scikit-learn estimator.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when they are all strings.
+    classes_ : ndarray of shape (n_classes,)
+        Class labels, for classifiers.
+    ledgers_ : list of BudgetLedger
+        The ledgers of the parties this fit charged.
+    epsilon_spent_ : float
+        Epsilon this fit spent (at ``delta``).
+
+    Notes
+    -----
+    Unit of privacy: one record (row) of one party; neighbouring datasets
+    add or remove one record. Every record is clipped into the public region
+    before any statistic is computed, which bounds each statistic's
+    sensitivity. Statistics are rounded to a grid and released with integer
+    noise (discrete Laplace or discrete Gaussian), so no floating-point
+    attack applies. Parties hold disjoint records, so a release charges each
+    party its full epsilon (parallel composition), and an algorithm's
+    releases split this fit's budget before the first is made.
+
+    References
+    ----------
+    .. [1] C. Canonne, G. Kamath, T. Steinke, "The discrete Gaussian for
+       differential privacy", NeurIPS 2020.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import Ridge
+    >>> from fedsk import FederatedEstimator
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.uniform(0, 1, size=(1000, 3))
+    >>> y = X @ [1.0, 2.0, 3.0]
+    >>> parties = np.repeat(["north", "south"], 500)
+    >>> model = FederatedEstimator(Ridge(alpha=1e-3), epsilon=float("inf"))
+    >>> model.fit(X, y, parties=parties).estimator_.coef_.round(2)
+    array([1., 2., 3.])
+    """
+
+    _parameter_constraints = {
+        "estimator": [object],
+        "epsilon": [Interval(numbers.Real, 0, math.inf, closed="right")],
+        "delta": [Interval(numbers.Real, 0, 1, closed="left")],
+        "bounds": [tuple, list, StrOptions({"private"}), None],
+        "data_norm": [Interval(numbers.Real, 0, None, closed="neither"), None],
+        "y_bounds": [tuple, list, StrOptions({"private"}), None],
+        "classes": ["array-like", None],
+        "trust": [StrOptions(set(TRUST_MODELS))],
+        "accountant": [PrivacyAccountant, None],
+        "n_jobs": [numbers.Integral, None],
+        "random_state": ["random_state"],
+    }
+
+    # `parties` is data (like `groups`): requested by default, so metadata
+    # routing delivers it to every FederatedEstimator step of a Pipeline.
+    __metadata_request__fit = {"parties": True}
+
+    def __init__(
+        self,
+        estimator,
+        *,
+        epsilon=1.0,
+        delta=0.0,
+        bounds=None,
+        data_norm=None,
+        y_bounds=None,
+        classes=None,
+        trust="central",
+        accountant=None,
+        n_jobs=None,
+        random_state=None,
+    ):
+        self.estimator = estimator
+        self.epsilon = epsilon
+        self.delta = delta
+        self.bounds = bounds
+        self.data_norm = data_norm
+        self.y_bounds = y_bounds
+        self.classes = classes
+        self.trust = trust
+        self.accountant = accountant
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y=None, *, parties=None):
+        """Fit the wrapped estimator across parties.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), or Federation
+            Pooled rows (simulation) or a :class:`~fedsk.Federation` whose
+            parties hold their own rows.
+        y : array-like of shape (n_samples,), default=None
+            Targets, with pooled rows.
+        parties : array-like of shape (n_samples,), default=None
+            The party of each row. ``None`` treats all rows as one party
+            (centralized DP).
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        algorithm = get_algorithm(self.estimator)
+        if isinstance(X, Federation):
+            if y is not None or parties is not None:
+                raise ValueError(
+                    "With a Federation, pass neither y nor parties: the parties "
+                    "hold their own targets."
+                )
+            federation = X
+        else:
+            if algorithm.needs_y != "none" and y is None:
+                raise ValueError(
+                    f"{type(self.estimator).__name__} requires y to be passed, "
+                    "but the target y is None."
+                )
+            federation = Federation.from_labels(
+                X, y, parties, accountant=self.accountant, n_jobs=self.n_jobs
+            )
+        finite = math.isfinite(self.epsilon)
+        self.n_features_in_ = federation.n_features_in_
+        if federation.feature_names_in_ is not None:
+            self.feature_names_in_ = federation.feature_names_in_
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        classes = None
+        if algorithm.needs_y == "labels":
+            classes = self._public_classes(federation, finite)
+        elif algorithm.needs_y == "bounded":
+            _check_numeric_targets(federation)
+        clipping = self._clipping(federation.n_features_in_, algorithm, finite)
+
+        fit_ledger = BudgetLedger(
+            type(self.estimator).__name__,
+            epsilon=self.epsilon,
+            delta=self.delta if finite else None,
+        )
+        session = FitSession(
+            federation,
+            estimator_name=type(self.estimator).__name__,
+            epsilon=self.epsilon,
+            delta=self.delta,
+            clipping=clipping,
+            trust=self.trust,
+            seed_sequence=noise_seed_sequence(self.random_state),
+            fit_ledger=fit_ledger,
+        )
+        self.ledgers_ = [p.ledger for p in federation.parties]
+        self.fit_ledger_ = fit_ledger
+        if finite and (self.bounds == "private" or self.y_bounds == "private"):
+            session = self._with_private_bounds(session, algorithm)
+
+        estimator = clone(self.estimator)
+        if classes is None:
+            estimator = algorithm.fit(estimator, session)
+        else:
+            estimator = algorithm.fit(estimator, session, classes)
+        estimator.n_features_in_ = self.n_features_in_
+        if hasattr(self, "feature_names_in_"):
+            estimator.feature_names_in_ = self.feature_names_in_
+        self.estimator_ = estimator
+        self.epsilon_spent_ = fit_ledger.spent()[0]
+        return self
+
+    def _public_classes(self, federation, finite):
+        label_sets = federation.label_sets()
+        if self.classes is not None:
+            classes = np.asarray(self.classes)
+            for name, labels in label_sets.items():
+                unknown = np.setdiff1d(labels, classes)
+                if unknown.size:
+                    raise ValueError(
+                        f"Party {name!r} has labels that are not in classes; add "
+                        "them to classes= or drop those rows."
+                    )
+        else:
+            classes = np.unique(np.concatenate(list(label_sets.values())))
+            for name, labels in label_sets.items():
+                if labels.size != classes.size:
+                    raise ValueError(
+                        f"Party {name!r} does not have rows of every class "
+                        f"({labels.size} of {classes.size}). Declare the public "
+                        "label set with classes=[...] to fit anyway."
+                    )
+            if finite:
+                warnings.warn(
+                    "The classes were read from the parties' labels; declare the "
+                    "public label set with classes=[...] so nothing about them "
+                    "is learnt from private rows.",
+                    PrivacyWarning,
+                    stacklevel=3,
+                )
+        if classes.size < 2:
+            raise ValueError(
+                "A classifier needs at least two classes, but the data has one "
+                "class only."
+            )
+        return classes
+
+    def _clipping(self, n_features, algorithm, finite):
+        lower = upper = y_lower = y_upper = None
+        if isinstance(self.bounds, tuple | list):
+            lower, upper = _checked_bounds("bounds", self.bounds, n_features)
+        if isinstance(self.y_bounds, tuple | list):
+            y_lower, y_upper = _checked_bounds("y_bounds", self.y_bounds, None)
+        if finite:
+            if self.bounds is None and self.data_norm is None:
+                raise ValueError(
+                    "bounds is required when epsilon is finite: pass "
+                    "bounds=(lower, upper) with public per-feature ranges (or "
+                    "data_norm=...), or bounds='private' to estimate them with "
+                    "a DP histogram charged to the budget."
+                )
+            if algorithm.needs_y == "bounded" and self.y_bounds is None:
+                raise ValueError(
+                    "y_bounds is required for a regressor when epsilon is finite: "
+                    "pass y_bounds=(lower, upper) with the public target range, "
+                    "or y_bounds='private'."
+                )
+        return Clipping(lower, upper, self.data_norm, y_lower, y_upper)
+
+    def _with_private_bounds(self, session, algorithm):
+        include_target = algorithm.needs_y == "bounded" and self.y_bounds == "private"
+        lower, upper = private_bounds(
+            session, PRIVATE_BOUNDS_SHARE, include_target=include_target
+        )
+        clipping = session.clipping
+        n = session.n_features
+        if self.bounds == "private":
+            clipping = Clipping(
+                lower[:n],
+                upper[:n],
+                clipping.data_norm,
+                clipping.y_lower,
+                clipping.y_upper,
+            )
+        if include_target:
+            clipping = Clipping(
+                clipping.lower,
+                clipping.upper,
+                clipping.data_norm,
+                float(lower[n]),
+                float(upper[n]),
+            )
+        self.bounds_ = (clipping.lower, clipping.upper)
+        session.clipping = clipping
+        session.share = 1 - PRIVATE_BOUNDS_SHARE
+        return session
+
+    def privacy_report(self):
+        """Return the privacy report of the parties this estimator charged.
+
+        Returns
+        -------
+        report : PrivacyReport
+            Per party and per estimator: epsilon and delta spent and
+            remaining, releases and mechanisms. Print it, or use
+            ``to_dict``, ``to_json`` or ``to_frame``.
+        """
+        check_is_fitted(self, "ledgers_")
+        return PrivacyReport(self.ledgers_)
+
+    @property
+    def classes_(self):
+        """Class labels of the fitted classifier."""
+        return self.estimator_.classes_
+
+    def _validated(self, X):
+        check_is_fitted(self)
+        validate_data(self, X, reset=False, ensure_all_finite=True)
+        return X
+
+    @available_if(_estimator_has("predict"))
+    def predict(self, X):
+        """Predict with the fitted estimator."""
+        return self.estimator_.predict(self._validated(X))
+
+    @available_if(_estimator_has("predict_proba"))
+    def predict_proba(self, X):
+        """Class probabilities from the fitted estimator."""
+        return self.estimator_.predict_proba(self._validated(X))
+
+    @available_if(_estimator_has("predict_log_proba"))
+    def predict_log_proba(self, X):
+        """Log class probabilities from the fitted estimator."""
+        return self.estimator_.predict_log_proba(self._validated(X))
+
+    @available_if(_estimator_has("decision_function"))
+    def decision_function(self, X):
+        """Decision function of the fitted estimator."""
+        return self.estimator_.decision_function(self._validated(X))
+
+    @available_if(_estimator_has("transform"))
+    def transform(self, X):
+        """Transform with the fitted estimator."""
+        return self.estimator_.transform(self._validated(X))
+
+    @available_if(_estimator_has("inverse_transform"))
+    def inverse_transform(self, X):
+        """Inverse-transform with the fitted estimator."""
+        check_is_fitted(self)
+        return self.estimator_.inverse_transform(X)
+
+    @available_if(_estimator_has("score"))
+    def score(self, X, y):
+        """Score of the fitted estimator (accuracy or R^2)."""
+        return self.estimator_.score(self._validated(X), y)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        inner = get_tags(self.estimator)
+        tags.estimator_type = inner.estimator_type
+        tags.classifier_tags = inner.classifier_tags
+        tags.regressor_tags = inner.regressor_tags
+        tags.transformer_tags = inner.transformer_tags
+        tags.target_tags.required = inner.target_tags.required
+        tags.target_tags.single_output = True
+        tags.target_tags.multi_output = False
+        tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = False
+        return tags
+
+
+def _checked_bounds(name, bounds, n_features):
+    if len(bounds) != 2:
+        raise ValueError(
+            f"{name} must be a pair (lower, upper); got {len(bounds)} items."
+        )
+    lower, upper = (np.asarray(b, dtype=float) for b in bounds)
+    shape = () if n_features is None else (n_features,)
+    try:
+        lower, upper = np.broadcast_to(lower, shape), np.broadcast_to(upper, shape)
+    except ValueError:
+        raise ValueError(
+            f"{name}: lower and upper must be floats or arrays of shape {shape}; "
+            f"got shapes {np.shape(bounds[0])} and {np.shape(bounds[1])}."
+        ) from None
+    if not (np.all(np.isfinite(lower)) and np.all(np.isfinite(upper))):
+        raise ValueError(f"{name} must be finite.")
+    if np.any(lower >= upper):
+        raise ValueError(f"{name}: every lower bound must be below its upper bound.")
+    return lower.astype(float), upper.astype(float)
+
+
+def _check_numeric_targets(federation):
+    for party in federation.parties:
+        if party.y.dtype.kind not in "fiu":
+            raise ValueError(
+                f"Party {party.name!r}: a regressor needs numeric targets; got "
+                f"dtype {party.y.dtype}."
+            )

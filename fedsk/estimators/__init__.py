@@ -1,0 +1,68 @@
+"""Federated DP algorithms, one module per scikit-learn model family.
+
+Each algorithm receives an unfitted clone of the user's estimator and a
+:class:`~fedsk.estimators._session.FitSession`, asks the session for noisy
+statistics, and sets the estimator's fitted attributes. ``ALGORITHMS`` maps
+each supported scikit-learn class to its algorithm.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sklearn.linear_model import LinearRegression, Ridge
+from sklearn.naive_bayes import GaussianNB
+from sklearn.preprocessing import StandardScaler
+
+from ._bounds import private_bounds
+from ._session import FitSession
+from .linear import fit_linear_regression, fit_ridge
+from .naive_bayes import fit_gaussian_nb
+from .preprocessing import fit_standard_scaler
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """A federated algorithm and what it needs from the user.
+
+    Attributes
+    ----------
+    fit : callable
+        ``fit(estimator, session)`` or, for classifiers,
+        ``fit(estimator, session, classes)``; returns the fitted estimator.
+    needs_y : {"none", "bounded", "labels"}
+        Whether the algorithm uses no target, a bounded real target, or
+        class labels.
+    """
+
+    fit: Callable
+    needs_y: str
+
+
+ALGORITHMS = {
+    StandardScaler: Algorithm(fit_standard_scaler, "none"),
+    LinearRegression: Algorithm(fit_linear_regression, "bounded"),
+    Ridge: Algorithm(fit_ridge, "bounded"),
+    GaussianNB: Algorithm(fit_gaussian_nb, "labels"),
+}
+
+
+def get_algorithm(estimator):
+    """Return the :class:`Algorithm` for ``estimator``'s class.
+
+    Raises
+    ------
+    TypeError
+        If the class has no federated algorithm; the message lists the
+        supported classes.
+    """
+    algorithm = ALGORITHMS.get(type(estimator))
+    if algorithm is None:
+        supported = ", ".join(sorted(cls.__name__ for cls in ALGORITHMS))
+        raise TypeError(
+            f"fedsk has no federated algorithm for {type(estimator).__name__}. "
+            f"Supported estimators: {supported}."
+        )
+    return algorithm
+
+
+__all__ = ["ALGORITHMS", "Algorithm", "FitSession", "get_algorithm", "private_bounds"]

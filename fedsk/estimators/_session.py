@@ -1,0 +1,118 @@
+"""One fit's view of the federation: its budget, clipping, trust and seeds.
+
+Algorithms in this package see parties only through :meth:`FitSession.release`:
+they name a statistic and the fraction of the fit's budget to spend on it,
+and get back noisy totals.
+"""
+
+import numpy as np
+
+from .._federation import Request
+from ..privacy import budget_share
+
+
+class FitSession:
+    """The federation as one fit sees it.
+
+    Parameters
+    ----------
+    federation : Federation
+    estimator_name : str
+        Name under which releases are charged.
+    epsilon, delta : float
+        The fit's budget; algorithms spend fractions of it.
+    clipping : Clipping
+        Public clipping region.
+    trust : {"central", "local"}
+    seed_sequence : numpy.random.SeedSequence
+        Root of this fit's noise seeds.
+    fit_ledger : BudgetLedger
+        The fit's own ledger (ceiling: its epsilon and delta).
+    share : float, default=1.0
+        Part of the budget that fractions refer to (the rest was spent
+        before, e.g. on private bounds).
+    """
+
+    def __init__(
+        self,
+        federation,
+        *,
+        estimator_name,
+        epsilon,
+        delta,
+        clipping,
+        trust,
+        seed_sequence,
+        fit_ledger,
+        share=1.0,
+    ):
+        self.federation = federation
+        self.estimator_name = estimator_name
+        self.epsilon = epsilon
+        self.delta = delta
+        self.clipping = clipping
+        self.trust = trust
+        self.seed_sequence = seed_sequence
+        self.fit_ledger = fit_ledger
+        self.share = share
+
+    @property
+    def n_features(self):
+        return self.federation.n_features_in_
+
+    def release(self, statistic, fraction=1.0, *, clipping=None, **params):
+        """Release ``statistic`` summed over parties, spending ``fraction``.
+
+        Parameters
+        ----------
+        statistic : str
+            Name in the statistic catalogue.
+        fraction : float, default=1.0
+            Share of the session's budget: of epsilon for pure DP, of zCDP
+            rho otherwise. An algorithm's fractions add up to at most 1.
+        clipping : Clipping, default=None
+            Overrides the session's clipping (used before bounds are known).
+        **params
+            Public parameters of the statistic.
+
+        Returns
+        -------
+        release : Release
+        """
+        epsilon, delta, rho = budget_share(
+            self.epsilon, self.delta, fraction * self.share
+        )
+        request = Request(
+            statistic=statistic,
+            epsilon=epsilon,
+            delta=delta,
+            rho=rho,
+            clipping=self.clipping if clipping is None else clipping,
+            estimator=self.estimator_name,
+            trust=self.trust,
+            params=params,
+        )
+        return self.federation.release(
+            request, seed_sequence=self.seed_sequence, fit_ledger=self.fit_ledger
+        )
+
+
+def positive(values, floor):
+    """Noisy counts or variances floored at a small positive value."""
+    return np.maximum(values, floor)
+
+
+def mean_and_variance(count, sums, squares, clipping):
+    """Means and variances in the features' units from released moments.
+
+    ``count`` broadcasts against ``sums`` and ``squares`` (one count per
+    row of per-class moments). The moments are of rows mapped by
+    ``clipping``; a mapped feature lies in [-1, 1], so its variance is at
+    most 1 and noisy values are clipped into [0, 1] before mapping back.
+    """
+    mapped_mean = sums / count
+    mapped_var = positive(squares / count - mapped_mean**2, 0.0)
+    if clipping.lower is not None:
+        mapped_var = np.minimum(mapped_var, 1.0)
+    mean = mapped_mean * clipping.x_scale + clipping.x_center
+    return mean, mapped_var * np.square(clipping.x_scale)

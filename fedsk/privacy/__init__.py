@@ -1,0 +1,50 @@
+"""The privacy engine: mechanisms, clipping, accounting and reports.
+
+Noise and clipping live only here. Nothing in this package imports from the
+rest of fedsk.
+"""
+
+from ._accountant import BudgetLedger, PrivacyAccountant, charge
+from ._clipping import Clipping, clip_row_norms, clip_to_bounds
+from ._composition import composed_epsilon
+from ._encoding import GridEncoding, budget_share
+from ._errors import BudgetExceededError, PrivacyWarning, SeededNoiseWarning
+from ._events import ReleaseEvent
+from ._mechanisms import (
+    discrete_gaussian,
+    discrete_laplace,
+    discrete_laplace_std,
+    gaussian_sigma,
+    laplace_scale,
+    zcdp_epsilon,
+    zcdp_rho,
+)
+from ._random import noise_generator, noise_seed_sequence, spawn_seeds
+from ._report import PrivacyReport
+
+__all__ = [
+    "BudgetExceededError",
+    "BudgetLedger",
+    "Clipping",
+    "GridEncoding",
+    "PrivacyAccountant",
+    "PrivacyReport",
+    "PrivacyWarning",
+    "ReleaseEvent",
+    "SeededNoiseWarning",
+    "budget_share",
+    "charge",
+    "clip_row_norms",
+    "clip_to_bounds",
+    "composed_epsilon",
+    "discrete_gaussian",
+    "discrete_laplace",
+    "discrete_laplace_std",
+    "gaussian_sigma",
+    "laplace_scale",
+    "noise_generator",
+    "noise_seed_sequence",
+    "spawn_seeds",
+    "zcdp_epsilon",
+    "zcdp_rho",
+]

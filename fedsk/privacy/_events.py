@@ -1,0 +1,60 @@
+"""What was released: one immutable record per release.
+
+An event says what a party released and with which guarantee; how events
+add up is the accountant's business (``_accountant.py``), as in
+dp-accounting's split between ``dp_event`` and ``privacy_accountant``.
+"""
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class ReleaseEvent:
+    """One noisy statistic released about one party's records.
+
+    Parameters
+    ----------
+    party : str
+        Whose records the statistic is computed on.
+    estimator : str
+        The fit that asked for it.
+    statistic : str
+        Name of the statistic in the party-side catalogue.
+    mechanism : {"discrete_laplace", "discrete_gaussian", "none"}
+        The noise added. ``"none"`` only with ``epsilon=inf``.
+    epsilon, delta : float
+        The guarantee of this release alone.
+    rho : float or None
+        zCDP parameter for discrete Gaussian releases, ``None`` for pure DP.
+    sensitivity : float
+        Sensitivity of the integer-encoded statistic (L1 for Laplace, L2 for
+        Gaussian), rounding included.
+    noise_scale : float
+        Laplace scale or Gaussian sigma, in grid steps.
+    trust : str
+        Where the noise was added (``"central"``: by the aggregator once;
+        ``"local"``: by the party itself).
+    unit : str, default="record"
+        The unit of privacy: neighbouring datasets differ in one record.
+    """
+
+    party: str
+    estimator: str
+    statistic: str
+    mechanism: str
+    epsilon: float
+    delta: float
+    rho: float | None
+    sensitivity: float
+    noise_scale: float
+    trust: str
+    unit: str = "record"
+
+    @property
+    def pure(self):
+        """True for a pure epsilon-DP release."""
+        return self.rho is None
+
+    def to_dict(self):
+        """The event as a plain dict."""
+        return asdict(self)
