@@ -115,7 +115,7 @@ def _linear_moments_sensitivity(clipping, n_features):
     return [gram, (l1 * y_max, l2 * y_max), (l1, l2), (y_max, y_max), (1.0, 1.0)]
 
 
-# -- feature_histogram: counts per bin of every feature (and of y) ----------------------
+# -- feature_histogram: counts per bin of every feature (and of y) -----------
 
 
 def _feature_histogram(X, y, edges, include_target=False):

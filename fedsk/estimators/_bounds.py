@@ -7,8 +7,8 @@ beyond it fall in the end bins). Noisy counts below six noise standard
 deviations are treated as empty, so noise in the many empty bins does not
 pull the bounds outwards; the bounds are the grid edges at the 0.5% and
 99.5% points of the remaining cumulative counts. The grid is coarse, so a
-bound can be up to a factor 10**0.25 wider than the data need. The release is charged like any other and
-shows in the privacy report as ``feature_histogram``.
+bound can be up to a factor 10**0.25 wider than the data need. The release
+is charged like any other and shows in the privacy report as ``feature_histogram``.
 """
 
 import numpy as np
