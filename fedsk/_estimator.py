@@ -244,7 +244,7 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
             delta=self.delta,
             clipping=clipping,
             trust=self.trust,
-            seed_sequence=noise_seed_sequence(self.random_state),
+            seed_sequence=noise_seed_sequence(self.random_state) if finite else None,
             fit_ledger=fit_ledger,
         )
         self.ledgers_ = [p.ledger for p in federation.parties]
@@ -404,9 +404,9 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
         return self.estimator_.inverse_transform(X)
 
     @available_if(_estimator_has("score"))
-    def score(self, X, y):
-        """Score of the fitted estimator (accuracy or R^2)."""
-        return self.estimator_.score(self._validated(X), y)
+    def score(self, X, y, sample_weight=None):
+        """Score of the fitted estimator (accuracy or R^2) on public test data."""
+        return self.estimator_.score(self._validated(X), y, sample_weight=sample_weight)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -173,9 +173,9 @@ class Federation:
         ----------
         request : Request
             What to compute, with which guarantee.
-        seed_sequence : numpy.random.SeedSequence
+        seed_sequence : numpy.random.SeedSequence or None
             Root of this fit's noise; fresh seeds are spawned for every
-            release and party.
+            release and party. May be None when epsilon is infinite.
         fit_ledger : BudgetLedger, default=None
             The fit's own budget, charged once per release (parties are
             disjoint, so they compose in parallel).
@@ -207,7 +207,10 @@ class Federation:
             )
         self._charge(request, encoding, fit_ledger)
 
-        seeds = spawn_seeds(seed_sequence, self.n_parties + 1)
+        if encoding is None:  # no noise: nothing to seed
+            seeds = [None] * (self.n_parties + 1)
+        else:
+            seeds = spawn_seeds(seed_sequence, self.n_parties + 1)
         local = encoding if request.trust == "local" else None
         contributions = Parallel(n_jobs=self.n_jobs)(
             delayed(party_release)(
