@@ -140,6 +140,32 @@ def _feature_histogram_sensitivity(clipping, n_features, edges, include_target=F
     return [(float(columns), math.sqrt(columns))]
 
 
+# -- logistic_derivatives: gradient and Hessian of the log-loss at `coef` ----
+
+
+def _logistic_derivatives(X, y, coef, classes):
+    design = np.column_stack([X, np.ones(X.shape[0])])
+    target = (np.asarray(y) == classes[1]).astype(float)
+    prob = 1.0 / (1.0 + np.exp(-(design @ coef)))
+    weights = prob * (1.0 - prob)
+    upper = np.triu_indices(design.shape[1])
+    hessian = (design.T * weights) @ design
+    return [design.T @ (prob - target), hessian[upper]]
+
+
+def _logistic_derivatives_shapes(n_features, coef, classes):
+    d = n_features + 1
+    return [(d,), (d * (d + 1) // 2,)]
+
+
+def _logistic_derivatives_sensitivity(clipping, n_features, coef, classes):
+    # a record's gradient is (p - y) [x, 1], |p - y| <= 1; its Hessian is
+    # p (1 - p) [x, 1][x, 1]^T with p (1 - p) <= 1/4
+    l1, l2 = _vector_norms(clipping, n_features)
+    l1, l2 = l1 + 1.0, math.sqrt(l2**2 + 1.0)
+    return [(l1, l2), ((l1**2 + l2**2) / 8, l2**2 / 4)]
+
+
 STATISTICS = {
     "moments": Statistic(_moments, _moments_shapes, _moments_sensitivity),
     "class_moments": Statistic(
@@ -147,6 +173,11 @@ STATISTICS = {
     ),
     "linear_moments": Statistic(
         _linear_moments, _linear_moments_shapes, _linear_moments_sensitivity
+    ),
+    "logistic_derivatives": Statistic(
+        _logistic_derivatives,
+        _logistic_derivatives_shapes,
+        _logistic_derivatives_sensitivity,
     ),
     "feature_histogram": Statistic(
         _feature_histogram, _feature_histogram_shapes, _feature_histogram_sensitivity

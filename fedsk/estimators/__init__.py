@@ -9,13 +9,14 @@ each supported scikit-learn class to its algorithm.
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sklearn.linear_model import LinearRegression, Ridge
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.naive_bayes import GaussianNB
 from sklearn.preprocessing import StandardScaler
 
 from ._bounds import private_bounds
 from ._session import FitSession
 from .linear import fit_linear_regression, fit_ridge
+from .logistic import fit_logistic_regression
 from .naive_bayes import fit_gaussian_nb
 from .preprocessing import fit_standard_scaler
 
@@ -43,6 +44,7 @@ ALGORITHMS = {
     LinearRegression: Algorithm(fit_linear_regression, "bounded"),
     Ridge: Algorithm(fit_ridge, "bounded"),
     GaussianNB: Algorithm(fit_gaussian_nb, "labels"),
+    LogisticRegression: Algorithm(fit_logistic_regression, "labels"),
 }
 
 
