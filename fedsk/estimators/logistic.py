@@ -53,7 +53,9 @@ def fit_logistic_regression(classifier, session, classes):
     rounds = NOISY_ROUNDS if noisy else classifier.max_iter
     coef = np.zeros(d + 1)
     upper = np.triu_indices(d + 1)
-    for done in range(1, rounds + 1):
+    done = 0
+    while done < rounds:
+        done += 1
         release = session.release(
             "logistic_derivatives", 1.0 / rounds, coef=coef, classes=classes
         )
