@@ -33,6 +33,10 @@ def clip_row_norms(X, max_norm):
     division by a zero norm happens).
     """
     norms = np.linalg.norm(X, axis=1)
+    overflow = np.isinf(norms) & np.all(np.isfinite(X), axis=1)
+    if overflow.any():  # rows beyond ~1e154: take the norm of a scaled copy
+        peak = np.max(np.abs(X[overflow]), axis=1)
+        norms[overflow] = peak * np.linalg.norm(X[overflow] / peak[:, None], axis=1)
     too_long = norms > max_norm
     if not too_long.any():
         return X

@@ -37,14 +37,13 @@ def composed_epsilon(events, delta):
         return 0.0
     pure_eps = math.fsum(e.epsilon for e in events if e.pure)
     gaussian = [e for e in events if not e.pure]
-    if not gaussian:
-        return pure_eps
     candidates = []
     if math.fsum(e.delta for e in gaussian) <= delta * (1 + TOLERANCE):
         candidates.append(pure_eps + math.fsum(e.epsilon for e in gaussian))
     if 0 < delta < 1 and math.isfinite(pure_eps):
         rho = math.fsum(e.rho for e in gaussian)
-        candidates.append(pure_eps + zcdp_epsilon(rho, delta))
+        if gaussian:
+            candidates.append(pure_eps + zcdp_epsilon(rho, delta))
         all_rho = rho + math.fsum(e.epsilon**2 / 2 for e in events if e.pure)
         candidates.append(zcdp_epsilon(all_rho, delta))
     return min(candidates, default=math.inf)
