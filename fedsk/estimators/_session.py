@@ -102,16 +102,19 @@ def positive(values, floor):
     return np.maximum(values, floor)
 
 
-def mean_and_variance(count, sums, squares, clipping):
+def mean_and_variance(count, sums, squares, clipping, noise_std=0.0):
     """Means and variances in the features' units from released moments.
 
     ``count`` broadcasts against ``sums`` and ``squares`` (one count per
     row of per-class moments). The moments are of rows mapped by
     ``clipping``; a mapped feature lies in [-1, 1], so its variance is at
-    most 1 and noisy values are clipped into [0, 1] before mapping back.
+    most 1. A noisy variance is floored at the public noise level of the
+    squares (``noise_std / count``), never at 0: a variance at 0 would make
+    a noisy feature look exact.
     """
     mapped_mean = sums / count
-    mapped_var = positive(squares / count - mapped_mean**2, 0.0)
+    floor = noise_std / count
+    mapped_var = positive(squares / count - mapped_mean**2, floor)
     if clipping.lower is not None:
         mapped_var = np.minimum(mapped_var, 1.0)
     mean = mapped_mean * clipping.x_scale + clipping.x_center

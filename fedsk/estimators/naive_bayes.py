@@ -19,12 +19,20 @@ def fit_gaussian_nb(classifier, session, classes):
     Honours ``priors`` and ``var_smoothing``.
     """
     reject_unsupported(classifier, priors=lambda p: p is None or len(p) == len(classes))
-    counts, sums, squares = session.release("class_moments", classes=classes).blocks
+    release = session.release("class_moments", classes=classes)
+    counts, sums, squares = release.blocks
     counts = positive(counts, 1.0)
-    theta, var = mean_and_variance(counts[:, None], sums, squares, session.clipping)
+    noise = release.noise_std[2]
+    theta, var = mean_and_variance(
+        counts[:, None], sums, squares, session.clipping, noise
+    )
     total = counts.sum()
     _, pooled_var = mean_and_variance(
-        total, sums.sum(axis=0), squares.sum(axis=0), session.clipping
+        total,
+        sums.sum(axis=0),
+        squares.sum(axis=0),
+        session.clipping,
+        noise * np.sqrt(len(classes)),
     )
 
     classifier.classes_ = np.asarray(classes)

@@ -17,9 +17,12 @@ def fit_standard_scaler(scaler, session):
 
     Honours ``with_mean`` and ``with_std``; ``copy`` only affects transform.
     """
-    count, sums, squares = session.release("moments").blocks
+    release = session.release("moments")
+    count, sums, squares = release.blocks
     n = positive(count[0], 1.0)
-    mean, var = mean_and_variance(n, sums, squares, session.clipping)
+    mean, var = mean_and_variance(
+        n, sums, squares, session.clipping, release.noise_std[2]
+    )
     scaler.n_samples_seen_ = int(round(float(n)))
     scaler.mean_ = mean
     scaler.var_ = var

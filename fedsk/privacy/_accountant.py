@@ -71,6 +71,8 @@ class BudgetLedger:
 
     def remaining(self):
         """Epsilon left under the ceiling (never negative)."""
+        if math.isinf(self.epsilon):
+            return math.inf
         return max(self.epsilon - self.spent()[0], 0.0)
 
     def _refusal(self, new_events):

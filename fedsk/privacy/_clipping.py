@@ -96,10 +96,10 @@ class Clipping:
 
     def apply(self, X, y=None):
         """Return ``X`` and ``y`` clipped into the region and mapped."""
-        if self.lower is not None:
-            X = (clip_to_bounds(X, self.lower, self.upper) - self.x_center) / (
-                self.x_scale
-            )
+        if self.lower is not None:  # one copy, then mapped in place
+            X = clip_to_bounds(np.asarray(X, dtype=float), self.lower, self.upper)
+            X -= self.x_center
+            X /= self.x_scale
         if self.data_norm is not None:
             X = clip_row_norms(X, self.data_norm)
         if y is not None and self.y_lower is not None:
