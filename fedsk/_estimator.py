@@ -14,6 +14,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
 from sklearn.utils import get_tags
 from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._federation import TRUST_MODELS, Federation
@@ -220,11 +221,13 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
                 X, y, parties, accountant=self.accountant, n_jobs=self.n_jobs
             )
         finite = math.isfinite(self.epsilon)
-        self.n_features_in_ = federation.n_features_in_
-        if federation.feature_names_in_ is not None:
-            self.feature_names_in_ = federation.feature_names_in_
-        elif hasattr(self, "feature_names_in_"):
-            del self.feature_names_in_
+        if algorithm.needs_y != "none":
+            for party in federation.parties:
+                if party.y is None:
+                    raise ValueError(
+                        f"Party {party.name!r} has no targets y, but "
+                        f"{type(self.estimator).__name__} needs them."
+                    )
         classes = None
         if algorithm.needs_y == "labels":
             classes = self._public_classes(federation, finite)
@@ -247,8 +250,7 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
             seed_sequence=noise_seed_sequence(self.random_state) if finite else None,
             fit_ledger=fit_ledger,
         )
-        self.ledgers_ = [p.ledger for p in federation.parties]
-        self.fit_ledger_ = fit_ledger
+        ledgers = [p.ledger for p in federation.parties]
         if finite and (self.bounds == "private" or self.y_bounds == "private"):
             session = self._with_private_bounds(session, algorithm)
 
@@ -257,9 +259,17 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
             estimator = algorithm.fit(estimator, session)
         else:
             estimator = algorithm.fit(estimator, session, classes)
-        estimator.n_features_in_ = self.n_features_in_
-        if hasattr(self, "feature_names_in_"):
-            estimator.feature_names_in_ = self.feature_names_in_
+        # fitted attributes only once the fit has succeeded
+        self.n_features_in_ = estimator.n_features_in_ = federation.n_features_in_
+        if federation.feature_names_in_ is not None:
+            self.feature_names_in_ = federation.feature_names_in_
+            estimator.feature_names_in_ = federation.feature_names_in_
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        if finite and self.bounds == "private":
+            self.bounds_ = (session.clipping.lower, session.clipping.upper)
+        self.ledgers_ = ledgers
+        self.fit_ledger_ = fit_ledger
         self.estimator_ = estimator
         self.epsilon_spent_ = fit_ledger.spent()[0]
         return self
@@ -277,6 +287,11 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
                     )
         else:
             classes = np.unique(np.concatenate(list(label_sets.values())))
+            if type_of_target(classes) == "continuous":
+                raise ValueError(
+                    "Unknown label type: continuous. A classifier needs discrete "
+                    "class labels."
+                )
             for name, labels in label_sets.items():
                 if labels.size != classes.size:
                     raise ValueError(
@@ -344,7 +359,6 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
                 float(lower[n]),
                 float(upper[n]),
             )
-        self.bounds_ = (clipping.lower, clipping.upper)
         session.clipping = clipping
         session.share = 1 - PRIVATE_BOUNDS_SHARE
         return session
@@ -375,27 +389,32 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
     @available_if(_estimator_has("predict"))
     def predict(self, X):
         """Predict with the fitted estimator."""
-        return self.estimator_.predict(self._validated(X))
+        X = self._validated(X)
+        return self.estimator_.predict(X)
 
     @available_if(_estimator_has("predict_proba"))
     def predict_proba(self, X):
         """Class probabilities from the fitted estimator."""
-        return self.estimator_.predict_proba(self._validated(X))
+        X = self._validated(X)
+        return self.estimator_.predict_proba(X)
 
     @available_if(_estimator_has("predict_log_proba"))
     def predict_log_proba(self, X):
         """Log class probabilities from the fitted estimator."""
-        return self.estimator_.predict_log_proba(self._validated(X))
+        X = self._validated(X)
+        return self.estimator_.predict_log_proba(X)
 
     @available_if(_estimator_has("decision_function"))
     def decision_function(self, X):
         """Decision function of the fitted estimator."""
-        return self.estimator_.decision_function(self._validated(X))
+        X = self._validated(X)
+        return self.estimator_.decision_function(X)
 
     @available_if(_estimator_has("transform"))
     def transform(self, X):
         """Transform with the fitted estimator."""
-        return self.estimator_.transform(self._validated(X))
+        X = self._validated(X)
+        return self.estimator_.transform(X)
 
     @available_if(_estimator_has("inverse_transform"))
     def inverse_transform(self, X):
@@ -406,7 +425,8 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
     @available_if(_estimator_has("score"))
     def score(self, X, y, sample_weight=None):
         """Score of the fitted estimator (accuracy or R^2) on public test data."""
-        return self.estimator_.score(self._validated(X), y, sample_weight=sample_weight)
+        X = self._validated(X)
+        return self.estimator_.score(X, y, sample_weight=sample_weight)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

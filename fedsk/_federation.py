@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from sklearn.utils import check_array
 from sklearn.utils.parallel import Parallel, delayed
 
 from ._aggregation import sum_blocks, sum_encoded
@@ -131,7 +132,13 @@ class Federation:
             ``None`` gives each party a fresh ledger with no ceiling.
         n_jobs : int, default=None
         """
-        n_samples = _num_rows(X)
+        if not hasattr(X, "iloc"):
+            X = check_array(X, dtype=None, ensure_all_finite=False)
+        n_samples = X.shape[0]
+        if y is not None and _num_rows(y) != n_samples:
+            raise ValueError(
+                f"X has {n_samples} rows but y has {_num_rows(y)}; they must match."
+            )
         labels = (
             np.zeros(n_samples, dtype=int) if parties is None else np.asarray(parties)
         )
@@ -264,8 +271,8 @@ class Federation:
         return f"Federation({self.party_names}, n_jobs={self.n_jobs})"
 
 
-def _num_rows(X):
-    return X.shape[0] if hasattr(X, "shape") else len(X)
+def _num_rows(data):
+    return data.shape[0] if hasattr(data, "shape") else len(data)
 
 
 def _take(data, rows):

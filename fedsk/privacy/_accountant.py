@@ -159,14 +159,34 @@ class PrivacyAccountant:
         self.epsilon = epsilon
         self.delta = delta
         self.ledgers = {}
+        self._pid = os.getpid()
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_pid"] = None  # a copy outside this process may not be used
+        return state
 
     def ledger(self, party):
-        """Return the ledger of ``party``, creating it with the default ceiling."""
-        if party not in self.ledgers:
-            self.ledgers[party] = BudgetLedger(
-                party, epsilon=self.epsilon, delta=self.delta
-            )
-        return self.ledgers[party]
+        """Return the ledger of ``party``, creating it with the default ceiling.
+
+        Raises
+        ------
+        RuntimeError
+            In a copy of the accountant made in another process, whose new
+            ledgers and spends would be lost.
+        """
+        with _CHARGE_LOCK:
+            if self._pid != os.getpid():
+                raise RuntimeError(
+                    "This PrivacyAccountant was copied into another process, where "
+                    "spends would be lost. Run searches with n_jobs=1 or inside "
+                    "joblib.parallel_config(backend='threading')."
+                )
+            if party not in self.ledgers:
+                self.ledgers[party] = BudgetLedger(
+                    party, epsilon=self.epsilon, delta=self.delta
+                )
+            return self.ledgers[party]
 
     def __deepcopy__(self, memo):
         return self
