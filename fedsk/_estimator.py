@@ -155,6 +155,7 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
     # `parties` is data (like `groups`): requested by default, so metadata
     # routing delivers it to every FederatedEstimator step of a Pipeline.
     __metadata_request__fit = {"parties": True}
+    __metadata_request__fit_transform = {"parties": True}
 
     def __init__(
         self,
@@ -416,6 +417,11 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
         X = self._validated(X)
         return self.estimator_.transform(X)
 
+    @available_if(_estimator_has("transform"))
+    def fit_transform(self, X, y=None, *, parties=None):
+        """Fit across parties, then transform ``X`` (pooled rows only)."""
+        return self.fit(X, y, parties=parties).transform(X)
+
     @available_if(_estimator_has("inverse_transform"))
     def inverse_transform(self, X):
         """Inverse-transform with the fitted estimator."""
@@ -466,8 +472,14 @@ def _checked_bounds(name, bounds, n_features):
 
 def _check_numeric_targets(federation):
     for party in federation.parties:
-        if party.y.dtype.kind not in "fiu":
+        if party.y.dtype.kind in "fiu":
+            continue
+        try:
+            party.y = party.y.astype(float)
+        except (TypeError, ValueError):
             raise ValueError(
                 f"Party {party.name!r}: a regressor needs numeric targets; got "
                 f"dtype {party.y.dtype}."
-            )
+            ) from None
+        if not np.all(np.isfinite(party.y)):
+            raise ValueError(f"Party {party.name!r}: y contains NaN or infinity.")

@@ -272,7 +272,7 @@ class Federation:
 
 
 def _num_rows(data):
-    return data.shape[0] if hasattr(data, "shape") else len(data)
+    return data.shape[0] if hasattr(data, "shape") else np.shape(data)[0]
 
 
 def _take(data, rows):

@@ -44,7 +44,9 @@ class Party:
             raise ValueError(f"Party {self.name!r} has no rows.")
         self.y = None
         if y is not None:
-            self.y = column_or_1d(_checked(self.name, "y", y, ensure_2d=False))
+            self.y = column_or_1d(
+                _checked(self.name, "y", y, ensure_2d=False), warn=True
+            )
             if self.y.shape[0] != self.X.shape[0]:
                 raise ValueError(
                     f"Party {self.name!r}: X has {self.X.shape[0]} rows but y has "
