@@ -233,7 +233,7 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
         if algorithm.needs_y == "labels":
             classes = self._public_classes(federation, finite)
         elif algorithm.needs_y == "bounded":
-            _check_numeric_targets(federation)
+            federation.require_numeric_targets()
         clipping = self._clipping(federation.n_features_in_, algorithm, finite)
 
         fit_ledger = BudgetLedger(
@@ -468,18 +468,3 @@ def _checked_bounds(name, bounds, n_features):
     if np.any(lower >= upper):
         raise ValueError(f"{name}: every lower bound must be below its upper bound.")
     return lower.astype(float), upper.astype(float)
-
-
-def _check_numeric_targets(federation):
-    for party in federation.parties:
-        if party.y.dtype.kind in "fiu":
-            continue
-        try:
-            party.y = party.y.astype(float)
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"Party {party.name!r}: a regressor needs numeric targets; got "
-                f"dtype {party.y.dtype}."
-            ) from None
-        if not np.all(np.isfinite(party.y)):
-            raise ValueError(f"Party {party.name!r}: y contains NaN or infinity.")

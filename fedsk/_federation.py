@@ -173,6 +173,15 @@ class Federation:
         """
         return {p.name: np.unique(p.y) for p in self.parties}
 
+    def require_numeric_targets(self):
+        """Check, on each party's side, that its targets are finite numbers.
+
+        Numeric targets stored as objects are converted to float, as
+        scikit-learn regressors do.
+        """
+        for party in self.parties:
+            party.require_numeric_targets()
+
     def release(self, request, *, seed_sequence, fit_ledger=None):
         """Release one noisy statistic aggregated over all parties.
 

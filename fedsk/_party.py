@@ -54,6 +54,20 @@ class Party:
                 )
         self.ledger = BudgetLedger(self.name, epsilon=epsilon, delta=delta)
 
+    def require_numeric_targets(self):
+        """Convert the targets to float, or raise naming this party."""
+        if self.y.dtype.kind in "fiu":
+            return
+        try:
+            self.y = self.y.astype(float)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"Party {self.name!r}: a regressor needs numeric targets; got "
+                f"dtype {self.y.dtype}."
+            ) from None
+        if not np.all(np.isfinite(self.y)):
+            raise ValueError(f"Party {self.name!r}: y contains NaN or infinity.")
+
     @property
     def n_samples(self):
         return self.X.shape[0]
