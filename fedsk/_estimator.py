@@ -53,7 +53,8 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
     ----------
     estimator : estimator object
         The scikit-learn estimator to fit. Supported: ``StandardScaler``,
-        ``LinearRegression``, ``Ridge``, ``GaussianNB``. Its hyperparameters
+        ``LinearRegression``, ``Ridge``, ``GaussianNB``, binary
+        ``LogisticRegression``. Its hyperparameters
         are honoured where the federated algorithm can.
     epsilon : float, default=1.0
         Privacy budget of this fit, ``> 0``. ``float("inf")`` adds no noise
