@@ -166,24 +166,19 @@ def bench_fit(n_samples, repeat):
     for model in (LinearRegression, Ridge):
         name = model.__name__
         configs.append((name, "scikit-learn, pooled rows", pooled(model)))
-        for epsilon in (math.inf, 1.0):
-            eps = "inf" if math.isinf(epsilon) else f"{epsilon:g}"
-            configs.append(
-                (
-                    name,
-                    f"fedsk epsilon={eps}, parties= labels",
-                    federated(model, epsilon, False),
+        for prebuilt, how in (
+            (False, "parties= labels"),
+            (True, "Federation built beforehand"),
+        ):
+            for epsilon in (math.inf, 1.0):
+                eps = "inf" if math.isinf(epsilon) else f"{epsilon:g}"
+                configs.append(
+                    (
+                        name,
+                        f"fedsk epsilon={eps}, {how}",
+                        federated(model, epsilon, prebuilt),
+                    )
                 )
-            )
-        for epsilon in (math.inf, 1.0):
-            eps = "inf" if math.isinf(epsilon) else f"{epsilon:g}"
-            configs.append(
-                (
-                    name,
-                    f"fedsk epsilon={eps}, Federation built beforehand",
-                    federated(model, epsilon, True),
-                )
-            )
 
     times = {(name, label): [] for name, label, _ in configs}
     scores = {}

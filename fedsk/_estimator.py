@@ -224,17 +224,10 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
             )
         finite = math.isfinite(self.epsilon)
         if algorithm.needs_y != "none":
-            for party in federation.parties:
-                if party.y is None:
-                    raise ValueError(
-                        f"Party {party.name!r} has no targets y, but "
-                        f"{type(self.estimator).__name__} needs them."
-                    )
+            federation.require_targets(numeric=algorithm.needs_y == "bounded")
         classes = None
         if algorithm.needs_y == "labels":
             classes = self._public_classes(federation, finite)
-        elif algorithm.needs_y == "bounded":
-            federation.require_numeric_targets()
         clipping = self._clipping(federation.n_features_in_, algorithm, finite)
 
         fit_ledger = BudgetLedger(

@@ -173,14 +173,15 @@ class Federation:
         """
         return {p.name: np.unique(p.y) for p in self.parties}
 
-    def require_numeric_targets(self):
-        """Check, on each party's side, that its targets are finite numbers.
+    def require_targets(self, *, numeric):
+        """Check, on each party's side, that it holds targets.
 
-        Numeric targets stored as objects are converted to float, as
-        scikit-learn regressors do.
+        With ``numeric``, they must also be finite numbers; numeric targets
+        stored as objects are converted to float, as scikit-learn regressors
+        do. Errors name the party.
         """
         for party in self.parties:
-            party.require_numeric_targets()
+            party.require_targets(numeric=numeric)
 
     def release(self, request, *, seed_sequence, fit_ledger=None):
         """Release one noisy statistic aggregated over all parties.

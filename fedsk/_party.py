@@ -54,9 +54,11 @@ class Party:
                 )
         self.ledger = BudgetLedger(self.name, epsilon=epsilon, delta=delta)
 
-    def require_numeric_targets(self):
-        """Convert the targets to float, or raise naming this party."""
-        if self.y.dtype.kind in "fiu":
+    def require_targets(self, *, numeric):
+        """Raise, naming this party, if it has no (numeric) targets."""
+        if self.y is None:
+            raise ValueError(f"Party {self.name!r} has no targets y.")
+        if not numeric or self.y.dtype.kind in "fiu":
             return
         try:
             self.y = self.y.astype(float)

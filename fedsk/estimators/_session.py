@@ -5,8 +5,6 @@ they name a statistic and the fraction of the fit's budget to spend on it,
 and get back noisy totals.
 """
 
-import numpy as np
-
 from .._federation import Request
 from ..privacy import budget_share
 
@@ -95,27 +93,3 @@ class FitSession:
         return self.federation.release(
             request, seed_sequence=self.seed_sequence, fit_ledger=self.fit_ledger
         )
-
-
-def positive(values, floor):
-    """Noisy counts or variances floored at a small positive value."""
-    return np.maximum(values, floor)
-
-
-def mean_and_variance(count, sums, squares, clipping, noise_std=0.0):
-    """Means and variances in the features' units from released moments.
-
-    ``count`` broadcasts against ``sums`` and ``squares`` (one count per
-    row of per-class moments). The moments are of rows mapped by
-    ``clipping``; a mapped feature lies in [-1, 1], so its variance is at
-    most 1. A noisy variance is floored at the public noise level of the
-    squares (``noise_std / count``), never at 0: a variance at 0 would make
-    a noisy feature look exact.
-    """
-    mapped_mean = sums / count
-    floor = noise_std / count
-    mapped_var = positive(squares / count - mapped_mean**2, floor)
-    if clipping.lower is not None:
-        mapped_var = np.minimum(mapped_var, 1.0)
-    mean = mapped_mean * clipping.x_scale + clipping.x_center
-    return mean, mapped_var * np.square(clipping.x_scale)

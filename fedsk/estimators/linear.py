@@ -21,7 +21,7 @@ References
 import numpy as np
 
 from ._checks import reject_unsupported
-from ._session import positive
+from ._postprocessing import positive, regularised_psd, symmetric_from_upper
 
 
 def fit_linear_regression(regressor, session):
@@ -48,9 +48,7 @@ def _fit_least_squares(regressor, session, alpha):
     release = session.release("linear_moments")
     gram_upper, xty, sum_x, sum_y, count = release.blocks
     d = session.n_features
-    gram = np.zeros((d, d))
-    gram[np.triu_indices(d)] = gram_upper
-    gram = gram + np.triu(gram, 1).T
+    gram = symmetric_from_upper(gram_upper, d)
     n = positive(count[0], 1.0)
     clipping = session.clipping
     x_center = np.broadcast_to(clipping.x_center, (d,))
@@ -75,13 +73,10 @@ def _fit_least_squares(regressor, session, alpha):
         )
         rhs = xty + y_center * sum_x + x_center * sum_y[0] + n * x_center * y_center
 
-    penalty = alpha * np.eye(d)
     noise_std = release.noise_std[0]
     if noise_std > 0:  # the noise on entry (i, j) scales with x_scale_i x_scale_j
-        eigenvalues, vectors = np.linalg.eigh(lhs)
-        lhs = (vectors * np.maximum(eigenvalues, 0.0)) @ vectors.T
-        penalty += 2 * np.sqrt(d) * noise_std * np.diag(x_scale**2)
-    coef = np.linalg.lstsq(lhs + penalty, rhs, rcond=None)[0]
+        lhs = regularised_psd(lhs, 2 * np.sqrt(d) * noise_std * np.diag(x_scale**2))
+    coef = np.linalg.lstsq(lhs + alpha * np.eye(d), rhs, rcond=None)[0]
 
     regressor.coef_ = coef
     if regressor.fit_intercept:

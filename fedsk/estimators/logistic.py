@@ -21,6 +21,7 @@ import math
 import numpy as np
 
 from ._checks import reject_unsupported
+from ._postprocessing import regularised_psd, symmetric_from_upper
 
 # Rounds of noisy Newton steps when epsilon is finite.
 NOISY_ROUNDS = 4
@@ -52,7 +53,6 @@ def fit_logistic_regression(classifier, session, classes):
     noisy = math.isfinite(session.epsilon)
     rounds = NOISY_ROUNDS if noisy else classifier.max_iter
     coef = np.zeros(d + 1)
-    upper = np.triu_indices(d + 1)
     done = 0
     while done < rounds:
         done += 1
@@ -60,19 +60,14 @@ def fit_logistic_regression(classifier, session, classes):
             "logistic_derivatives", 1.0 / rounds, coef=coef, classes=classes
         )
         gradient, hessian_upper = release.blocks
-        hessian = np.zeros((d + 1, d + 1))
-        hessian[upper] = hessian_upper
-        hessian = hessian + np.triu(hessian, 1).T
+        hessian = symmetric_from_upper(hessian_upper, d + 1)
         if not classifier.fit_intercept:
             gradient[-1], hessian[-1, :], hessian[:, -1] = 0.0, 0.0, 0.0
             hessian[-1, -1] = 1.0
         system = classifier.C * hessian + penalty
         if noisy:
-            eigenvalues, vectors = np.linalg.eigh(system)
-            system = (vectors * np.maximum(eigenvalues, 0.0)) @ vectors.T
-            system += (
-                2 * math.sqrt(d + 1) * classifier.C * release.noise_std[1]
-            ) * np.eye(d + 1)
+            noise = classifier.C * release.noise_std[1]
+            system = regularised_psd(system, 2 * math.sqrt(d + 1) * noise)
         step = np.linalg.solve(
             system + 1e-12 * np.eye(d + 1), classifier.C * gradient + penalty @ coef
         )

@@ -10,7 +10,7 @@ released totals, as scikit-learn does on pooled rows.
 import numpy as np
 
 from ._checks import reject_unsupported
-from ._session import mean_and_variance, positive
+from ._postprocessing import mean_and_variance, positive
 
 
 def fit_gaussian_nb(classifier, session, classes):

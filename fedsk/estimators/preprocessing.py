@@ -9,7 +9,7 @@ noisy totals, mapped back to the features' units.
 import numpy as np
 
 from ..utils._sklearn_compat import _handle_zeros_in_scale
-from ._session import mean_and_variance, positive
+from ._postprocessing import mean_and_variance, positive
 
 
 def fit_standard_scaler(scaler, session):
