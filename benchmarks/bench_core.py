@@ -31,9 +31,6 @@ import datetime
 import gc
 import json
 import math
-import os
-import platform
-import re
 import shlex
 import subprocess
 import sys
@@ -43,20 +40,10 @@ import tracemalloc
 from pathlib import Path
 
 import numpy as np
-import sklearn
+from _report import environment, markers, write_section  # noqa: E402
 from sklearn.datasets import make_regression
 from sklearn.linear_model import LinearRegression, Ridge
 from sklearn.model_selection import train_test_split
-
-ROOT = Path(__file__).resolve().parent.parent
-try:
-    import fedsk
-except ImportError:  # run from a checkout without installing fedsk
-    sys.path.insert(0, str(ROOT))
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])
-    )
-    import fedsk
 
 from fedsk import FederatedEstimator, Federation, Party  # noqa: E402
 from fedsk.privacy import (  # noqa: E402
@@ -65,7 +52,7 @@ from fedsk.privacy import (  # noqa: E402
     noise_generator,
 )
 
-START, END = "<!-- bench_core:start -->", "<!-- bench_core:end -->"
+START, END = markers("bench_core")
 N_FEATURES = 20
 N_PARTIES = 10
 # Public clipping region, fixed before looking at the data. make_regression
@@ -362,22 +349,6 @@ def bench_noise(sizes, repeat):
 # -- report -------------------------------------------------------------------
 
 
-def environment():
-    from threadpoolctl import threadpool_info
-
-    blas = ", ".join(
-        f"{p.get('internal_api')} {p.get('num_threads')} threads"
-        for p in threadpool_info()
-    )
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (
-        f"Python {platform.python_version()}, numpy {np.__version__}, "
-        f"scikit-learn {sklearn.__version__}, fedsk {fedsk.__version__}; "
-        f"{os.cpu_count()} CPUs; BLAS: {blas or 'unknown'}; "
-        f"load average at start: {load}"
-    )
-
-
 def _bytes(value):
     if value is None:
         return "n/a"
@@ -453,19 +424,6 @@ def render(args, command, env, fit, memory, noise, elapsed):
     return "\n".join(lines)
 
 
-def write_section(path, section):
-    """Replace the bench_core section of ``path`` (or append it)."""
-    path = Path(path)
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-
-
 def main(argv=None):
     args = parse_args(argv)
     if args.memory_child:
@@ -502,7 +460,7 @@ def main(argv=None):
     section = render(
         args, command, env, fit, memory, noise, time.perf_counter() - start
     )
-    write_section(args.results, section)
+    write_section(args.results, "bench_core", section)
     print(f"wrote the bench_core section of {args.results}")
 
 

@@ -7,7 +7,7 @@ Layers, each importing only the ones below it: ``FederatedEstimator`` ->
 
 from ._estimator import FederatedEstimator
 from ._federation import Federation
-from ._party import Party
+from ._party import Party, PartyError
 from .privacy import BudgetExceededError, PrivacyAccountant, PrivacyReport
 
 __version__ = "0.1.0"
@@ -17,6 +17,7 @@ __all__ = [
     "FederatedEstimator",
     "Federation",
     "Party",
+    "PartyError",
     "PrivacyAccountant",
     "PrivacyReport",
 ]

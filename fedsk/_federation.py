@@ -14,7 +14,7 @@ from sklearn.utils import check_array
 from sklearn.utils.parallel import Parallel, delayed
 
 from ._aggregation import sum_blocks, sum_encoded
-from ._party import Party, party_release
+from ._party import Party, PartyError, PartyFailure, guarded_party_release
 from ._statistics import STATISTICS
 from .privacy import (
     GridEncoding,
@@ -22,6 +22,7 @@ from .privacy import (
     ReleaseEvent,
     charge,
     noise_generator,
+    refund,
     spawn_seeds,
 )
 
@@ -206,6 +207,11 @@ class Federation:
         BudgetExceededError
             Before any noise is drawn, when any party or the fit would
             exceed its budget.
+        PartyError
+            When a party's side fails; the message names it. Nothing is
+            released, and the charge is taken back from every ledger whose
+            party did not hand over a noisy value (with local noise, the
+            parties that did stay charged).
         """
         if request.trust not in TRUST_MODELS:
             raise ValueError(
@@ -222,7 +228,7 @@ class Federation:
                 epsilon=request.epsilon,
                 rho=request.rho,
             )
-        self._charge(request, encoding, fit_ledger)
+        charges = self._charge(request, encoding, fit_ledger)
 
         if encoding is None:  # no noise: nothing to seed
             seeds = [None] * (self.n_parties + 1)
@@ -230,7 +236,8 @@ class Federation:
             seeds = spawn_seeds(seed_sequence, self.n_parties + 1)
         local = encoding if request.trust == "local" else None
         contributions = Parallel(n_jobs=self.n_jobs)(
-            delayed(party_release)(
+            delayed(guarded_party_release)(
+                p.name,
                 p.X,
                 p.y,
                 request.clipping,
@@ -241,6 +248,9 @@ class Federation:
             )
             for p, seed in zip(self.parties, seeds)
         )
+        failures = [c for c in contributions if isinstance(c, PartyFailure)]
+        if failures:
+            self._fail(request, failures, charges, local is not None)
         if encoding is None:
             blocks = sum_blocks(contributions)
             return Release(blocks, [0.0] * len(blocks))
@@ -272,6 +282,28 @@ class Federation:
         if fit_ledger is not None:
             charges.append((fit_ledger, [event("all parties")]))
         charge(charges)
+        return charges
+
+    def _fail(self, request, failures, charges, local):
+        """Take back the charges of a release that failed, then raise."""
+        failed = {f.party for f in failures}
+        kept = []
+        if local:  # these parties' noisy values did reach the aggregator
+            kept = [p.name for p in self.parties if p.name not in failed]
+        kept_ledgers = {id(p.ledger) for p in self.parties if p.name in kept}
+        refund(
+            [(led, events) for led, events in charges if id(led) not in kept_ledgers]
+        )
+        details = "; ".join(f"party {f.party!r}: {f.error}" for f in failures)
+        charged = (
+            f" Parties {kept} already sent noisy values and stay charged."
+            if kept
+            else " Nothing was released or charged for it."
+        )
+        raise PartyError(
+            f"The release of {request.statistic!r} failed on the parties' side "
+            f"({details}).{charged}"
+        )
 
     def privacy_report(self):
         """Return the :class:`~fedsk.privacy.PrivacyReport` of every party."""

@@ -1,6 +1,7 @@
 """A party: rows that never leave, a budget, and the work done on its side."""
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from sklearn.utils import check_array, column_or_1d
@@ -110,6 +111,30 @@ def _checked(name, what, values, ensure_2d):
 def _is_labels(values):
     kind = np.asarray(values).dtype.kind
     return kind in "OUSb"
+
+
+class PartyError(RuntimeError):
+    """A party's side of a release failed; the error names the party."""
+
+
+@dataclass(frozen=True)
+class PartyFailure:
+    """What a party's worker returns instead of a statistic when it fails."""
+
+    party: str
+    error: str
+
+
+def guarded_party_release(name, *args):
+    """:func:`party_release`, returning a :class:`PartyFailure` if it raises.
+
+    Returning the failure (rather than raising in the worker) lets the
+    federation see which parties failed and which released.
+    """
+    try:
+        return party_release(*args)
+    except Exception as exc:  # noqa: BLE001 - reported with the party's name
+        return PartyFailure(name, f"{type(exc).__name__}: {exc}")
 
 
 def party_release(X, y, clipping, statistic, params, encoding, seed):

@@ -9,16 +9,26 @@ each supported scikit-learn class to its algorithm.
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+from sklearn.linear_model import (
+    LinearRegression,
+    LogisticRegression,
+    Ridge,
+    SGDClassifier,
+    SGDRegressor,
+)
 from sklearn.naive_bayes import GaussianNB
 from sklearn.preprocessing import StandardScaler
+from sklearn.svm import LinearSVC
 
 from ._bounds import private_bounds
+from ._glm import STRATEGIES
 from ._session import FitSession
 from .linear import fit_linear_regression, fit_ridge
 from .logistic import fit_logistic_regression
 from .naive_bayes import fit_gaussian_nb
 from .preprocessing import fit_standard_scaler
+from .sgd import fit_sgd_classifier, fit_sgd_regressor
+from .svm import fit_linear_svc
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,9 @@ ALGORITHMS = {
     Ridge: Algorithm(fit_ridge, "bounded"),
     GaussianNB: Algorithm(fit_gaussian_nb, "labels"),
     LogisticRegression: Algorithm(fit_logistic_regression, "labels"),
+    LinearSVC: Algorithm(fit_linear_svc, "labels"),
+    SGDClassifier: Algorithm(fit_sgd_classifier, "labels"),
+    SGDRegressor: Algorithm(fit_sgd_regressor, "bounded"),
 }
 
 
@@ -67,4 +80,11 @@ def get_algorithm(estimator):
     return algorithm
 
 
-__all__ = ["ALGORITHMS", "Algorithm", "FitSession", "get_algorithm", "private_bounds"]
+__all__ = [
+    "ALGORITHMS",
+    "STRATEGIES",
+    "Algorithm",
+    "FitSession",
+    "get_algorithm",
+    "private_bounds",
+]

@@ -43,9 +43,22 @@ def symmetric_from_upper(upper, size):
 def regularised_psd(matrix, ridge):
     """Project a noisy symmetric matrix onto the PSD cone, then add ``ridge``.
 
-    ``ridge`` (a scalar or a matrix) should match the public noise level:
-    the spectral norm of a symmetric noise matrix is about ``2 sqrt(d)``
-    times its entries' standard deviation.
+    ``ridge`` (a scalar, added to the diagonal, or a matrix) should match
+    the public noise level: the spectral norm of a symmetric noise matrix is
+    about ``2 sqrt(d)`` times its entries' standard deviation.
     """
     eigenvalues, vectors = np.linalg.eigh(matrix)
+    if np.ndim(ridge) == 0:
+        ridge = ridge * np.eye(matrix.shape[0])
     return (vectors * np.maximum(eigenvalues, 0.0)) @ vectors.T + ridge
+
+
+def eigenvalue_floor(matrix, floor):
+    """A noisy symmetric matrix with its eigenvalues raised to at least ``floor``.
+
+    Unlike :func:`regularised_psd`, well-determined directions (eigenvalues
+    far above the noise) are left as released, so a Newton step is damped
+    only where the curvature is lost in the noise.
+    """
+    eigenvalues, vectors = np.linalg.eigh(matrix)
+    return (vectors * np.maximum(eigenvalues, floor)) @ vectors.T

@@ -5,6 +5,8 @@ they name a statistic and the fraction of the fit's budget to spend on it,
 and get back noisy totals.
 """
 
+from tqdm.auto import tqdm
+
 from .._federation import Request
 from ..privacy import budget_share
 
@@ -29,6 +31,12 @@ class FitSession:
     share : float, default=1.0
         Part of the budget that fractions refer to (the rest was spent
         before, e.g. on private bounds).
+    strategy : str, default="auto"
+        Training strategy of iterative algorithms.
+    max_rounds : int or None, default=None
+        Cap on the rounds of iterative algorithms (None: their default).
+    verbose : int, default=0
+        Show a progress bar over rounds when positive.
     """
 
     def __init__(
@@ -43,6 +51,9 @@ class FitSession:
         seed_sequence,
         fit_ledger,
         share=1.0,
+        strategy="auto",
+        max_rounds=None,
+        verbose=0,
     ):
         self.federation = federation
         self.estimator_name = estimator_name
@@ -53,10 +64,22 @@ class FitSession:
         self.seed_sequence = seed_sequence
         self.fit_ledger = fit_ledger
         self.share = share
+        self.strategy = strategy
+        self.max_rounds = max_rounds
+        self.verbose = verbose
 
     @property
     def n_features(self):
         return self.federation.n_features_in_
+
+    def progress(self, rounds, what):
+        """A progress bar over ``rounds`` (silent unless ``verbose``)."""
+        return tqdm(
+            total=rounds,
+            desc=f"{self.estimator_name} ({what})",
+            unit="round",
+            disable=not self.verbose,
+        )
 
     def release(self, statistic, fraction=1.0, *, clipping=None, **params):
         """Release ``statistic`` summed over parties, spending ``fraction``.

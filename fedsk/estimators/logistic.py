@@ -1,84 +1,72 @@
-"""Federated DP binary ``LogisticRegression`` by noisy Newton steps.
+"""Federated DP ``LogisticRegression``, binary and multinomial.
 
-Each round releases the ``logistic_derivatives`` statistic at the current
-coefficients: the sum of per-record log-loss gradients and the upper
-triangle of the summed Hessians, of rows mapped to [-1, 1] by the public
-bounds (or capped at ``data_norm``). A record's gradient has norm at most
-that of ``[x, 1]`` and its Hessian a quarter of its square, so no extra
-clipping is needed. The coordinator takes a Newton step on scikit-learn's
-objective, ``C * sum(log-loss) + ||coef||^2 / 2`` (intercept not
-penalised). With noise the summed Hessian is projected onto the positive
-semi-definite cone and regularised by its public noise level.
+The objective is scikit-learn's, ``C * sum_i w_i log-loss_i + |w|^2 / 2``
+with the intercept not penalised: the sigmoid loss for two classes, the
+softmax (multinomial) loss for more. It is minimised by the strategies of
+:mod:`fedsk.estimators._glm` (noisy Newton steps by default), on rows mapped
+to [-1, 1] by the public bounds or capped at ``data_norm``; a record's
+gradient and Hessian are then bounded without further clipping.
 
-The budget is split equally over ``rounds`` releases before the first one;
-Newton's method needs few rounds, so little is lost to composition. Without
-noise, rounds continue until the step is below ``tol`` (at most
-``max_iter``), which reproduces scikit-learn's solution.
+``class_weight`` is honoured: a dict is public; ``"balanced"`` needs the
+class counts, which are released first with ``COUNT_SHARE`` of the budget
+and turned into weights ``n / (n_classes * n_k)``.
 """
-
-import math
 
 import numpy as np
 
 from ._checks import reject_unsupported
-from ._postprocessing import regularised_psd, symmetric_from_upper
+from ._glm import COUNT_SHARE, fit_linear_model, noisy_count
 
-# Rounds of noisy Newton steps when epsilon is finite.
-NOISY_ROUNDS = 4
+
+def public_class_weights(class_weight, classes, session):
+    """Class weights as an array over ``classes``, and the budget left.
+
+    Returns
+    -------
+    weights : ndarray or None
+    fraction : float
+        Share of the budget still available for training.
+    """
+    if class_weight is None:
+        return None, 1.0
+    if class_weight == "balanced":
+        counts = noisy_count(session, COUNT_SHARE, classes=classes)
+        return counts.sum() / (len(classes) * counts), 1 - COUNT_SHARE
+    unknown = set(class_weight) - set(classes.tolist())
+    if unknown:
+        raise ValueError(
+            f"class_weight has labels {sorted(unknown)!r} that are not among the "
+            f"classes {classes.tolist()!r}."
+        )
+    return np.array([float(class_weight.get(c, 1.0)) for c in classes]), 1.0
 
 
 def fit_logistic_regression(classifier, session, classes):
-    """Fit ``classifier`` (a binary ``LogisticRegression``) across parties.
+    """Fit ``classifier`` (a ``LogisticRegression``) across parties.
 
-    Honours ``C``, ``fit_intercept``, ``tol`` and ``max_iter`` (noise-free
-    only). ``solver`` does not apply.
+    Honours ``C`` (``inf``: no penalty), ``fit_intercept``, ``class_weight``,
+    and, without noise, ``tol`` and ``max_iter``. ``solver``, ``dual``,
+    ``warm_start``, ``n_jobs`` and ``random_state`` do not apply: the
+    federated optimiser replaces the solver. Only the L2 penalty is
+    supported.
     """
     reject_unsupported(
         classifier,
         l1_ratio=lambda v: v in (0, 0.0, None),
-        class_weight=lambda v: v is None,
         penalty=lambda v: v in ("deprecated", "l2"),
     )
-    if len(classes) != 2:
-        raise ValueError(
-            "The federated LogisticRegression is binary for now; got "
-            f"{len(classes)} classes."
-        )
-    d = session.n_features
-    clipping = session.clipping
-    x_scale = np.broadcast_to(clipping.x_scale, (d,))
-    x_center = np.broadcast_to(clipping.x_center, (d,))
-    # penalty ||coef||^2 / 2 in the features' units, written for mapped rows
-    penalty = np.diag(np.append(1.0 / x_scale**2, 0.0))
-    noisy = math.isfinite(session.epsilon)
-    rounds = NOISY_ROUNDS if noisy else classifier.max_iter
-    coef = np.zeros(d + 1)
-    done = 0
-    while done < rounds:
-        done += 1
-        release = session.release(
-            "logistic_derivatives", 1.0 / rounds, coef=coef, classes=classes
-        )
-        gradient, hessian_upper = release.blocks
-        hessian = symmetric_from_upper(hessian_upper, d + 1)
-        if not classifier.fit_intercept:
-            gradient[-1], hessian[-1, :], hessian[:, -1] = 0.0, 0.0, 0.0
-            hessian[-1, -1] = 1.0
-        system = classifier.C * hessian + penalty
-        if noisy:
-            noise = classifier.C * release.noise_std[1]
-            system = regularised_psd(system, 2 * math.sqrt(d + 1) * noise)
-        step = np.linalg.solve(
-            system + 1e-12 * np.eye(d + 1), classifier.C * gradient + penalty @ coef
-        )
-        coef = coef - step
-        if not noisy and np.max(np.abs(step)) <= classifier.tol * 1e-4:
-            break
-
+    weights, fraction = public_class_weights(classifier.class_weight, classes, session)
+    multinomial = len(classes) > 2
+    classifier = fit_linear_model(
+        classifier,
+        session,
+        loss="multinomial" if multinomial else "log",
+        C=classifier.C,
+        classes=classes,
+        n_outputs=len(classes) if multinomial else 1,
+        class_weight=weights,
+        fraction=fraction,
+    )
     classifier.classes_ = np.asarray(classes)
-    weights = coef[:-1] / x_scale
-    classifier.coef_ = weights[None, :]
-    intercept = coef[-1] - weights @ x_center if classifier.fit_intercept else 0.0
-    classifier.intercept_ = np.array([intercept])
-    classifier.n_iter_ = np.array([done])
+    classifier.n_iter_ = np.array([classifier.n_iter_])
     return classifier

@@ -4,7 +4,7 @@ Noise and clipping live only here. Nothing in this package imports from the
 rest of fedsk.
 """
 
-from ._accountant import BudgetLedger, PrivacyAccountant, charge
+from ._accountant import BudgetLedger, PrivacyAccountant, charge, refund
 from ._clipping import Clipping, clip_row_norms, clip_to_bounds
 from ._composition import composed_epsilon
 from ._encoding import GridEncoding, budget_share
@@ -44,6 +44,7 @@ __all__ = [
     "laplace_scale",
     "noise_generator",
     "noise_seed_sequence",
+    "refund",
     "spawn_seeds",
     "zcdp_epsilon",
     "zcdp_rho",

@@ -130,6 +130,19 @@ def charge(charges):
             ledger.events.extend(events)
 
 
+def refund(charges):
+    """Remove events recorded by :func:`charge` for a release that never happened.
+
+    Used only when the release failed before any noisy value left the
+    parties' and aggregator's hands; ``charges`` is (part of) what was
+    passed to :func:`charge`. Events are removed by identity.
+    """
+    with _CHARGE_LOCK:
+        for ledger, events in charges:
+            drop = {id(e) for e in events}
+            ledger.events[:] = [e for e in ledger.events if id(e) not in drop]
+
+
 class PrivacyAccountant:
     """Shared ledgers of every party, across fits, clones and searches.
 

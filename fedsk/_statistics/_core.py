@@ -1,0 +1,252 @@
+"""Statistics of moments, least squares and linear models' losses.
+
+Counts, sums and sums of squares (per class), the sufficient statistics of
+least squares, per-feature histograms, the gradient and Hessian of a linear
+model's loss, and a party's own FedAvg update.
+"""
+
+import math
+
+import numpy as np
+
+from .._local_fit import local_fit
+from .._losses import class_index, derivative_factors, loss_bound, targets
+from ._base import Statistic, square_norms, vector_norms
+
+# -- moments: count, sum and sum of squares of every feature -----------------
+
+
+def _moments(X, y):
+    return [np.array([X.shape[0]], dtype=float), X.sum(axis=0), (X**2).sum(axis=0)]
+
+
+def _moments_shapes(n_features):
+    return [(1,), (n_features,), (n_features,)]
+
+
+def _moments_sensitivity(clipping, n_features):
+    return [
+        (1.0, 1.0),
+        vector_norms(clipping, n_features),
+        square_norms(clipping, n_features),
+    ]
+
+
+# -- class_moments: the same, per class (a record is in one class) ----------
+
+
+def _class_moments(X, y, classes):
+    onehot = (np.asarray(y)[:, None] == np.asarray(classes)[None, :]).astype(float)
+    return [onehot.sum(axis=0), onehot.T @ X, onehot.T @ X**2]
+
+
+def _class_moments_shapes(n_features, classes):
+    k = len(classes)
+    return [(k,), (k, n_features), (k, n_features)]
+
+
+def _class_moments_sensitivity(clipping, n_features, classes):
+    return _moments_sensitivity(clipping, n_features)
+
+
+# -- linear_moments: what least squares needs ---------------------------------
+
+
+def _linear_moments(X, y):
+    upper = np.triu_indices(X.shape[1])
+    return [
+        (X.T @ X)[upper],
+        X.T @ y,
+        X.sum(axis=0),
+        np.array([y.sum()]),
+        np.array([X.shape[0]], dtype=float),
+    ]
+
+
+def _linear_moments_shapes(n_features):
+    d = n_features
+    return [(d * (d + 1) // 2,), (d,), (d,), (1,), (1,)]
+
+
+def _linear_moments_sensitivity(clipping, n_features):
+    l1, l2 = vector_norms(clipping, n_features)
+    y_max = clipping.y_abs_max()
+    # upper triangle of x x^T: sum_{i<=j} |x_i x_j| <= (|x|_1^2 + |x|_2^2) / 2,
+    # and its L2 norm is at most |x|_2^2.
+    gram = ((l1**2 + l2**2) / 2, l2**2)
+    return [gram, (l1 * y_max, l2 * y_max), (l1, l2), (y_max, y_max), (1.0, 1.0)]
+
+
+# -- feature_histogram: counts per bin of every feature (and of y) -----------
+
+
+def _feature_histogram(X, y, edges, include_target=False):
+    if include_target:
+        X = np.column_stack([X, y])
+    counts = np.empty((X.shape[1], len(edges) - 1))
+    for j in range(X.shape[1]):
+        inner = np.clip(
+            np.searchsorted(edges, X[:, j], side="right") - 1, 0, len(edges) - 2
+        )
+        counts[j] = np.bincount(inner, minlength=len(edges) - 1)
+    return [counts]
+
+
+def _feature_histogram_shapes(n_features, edges, include_target=False):
+    return [(n_features + include_target, len(edges) - 1)]
+
+
+def _feature_histogram_sensitivity(clipping, n_features, edges, include_target=False):
+    # one record adds one count to one bin of every column
+    columns = n_features + include_target
+    return [(float(columns), math.sqrt(columns))]
+
+
+# -- class_counts: rows per public class (or all rows) ------------------------
+
+
+def _class_counts(X, y, classes=None):
+    if classes is None:
+        return [np.array([X.shape[0]], dtype=float)]
+    return [targets(y, classes, len(classes)).sum(axis=0)]
+
+
+def _class_counts_shapes(n_features, classes=None):
+    return [(1 if classes is None else len(classes),)]
+
+
+def _class_counts_sensitivity(clipping, n_features, classes=None):
+    return [(1.0, 1.0)]
+
+
+# -- glm_derivatives: gradient and Hessian of a linear model's loss at `coef` --
+
+
+def _design(X, intercept):
+    return np.column_stack([X, np.ones(X.shape[0])]) if intercept else X
+
+
+def _glm_derivatives(
+    X,
+    y,
+    coef,
+    loss,
+    classes=None,
+    intercept=True,
+    class_weight=None,
+    gradient_clip=None,
+    hessian=True,
+):
+    design = _design(X, intercept)
+    p = design.shape[1]
+    scores = design @ coef.T
+    gradient, curvature = derivative_factors(scores, y, loss, classes, gradient_clip)
+    weights = np.ones(X.shape[0])
+    if class_weight is not None:
+        weights = np.asarray(class_weight)[class_index(y, classes)]
+    gradient = gradient * weights[:, None]
+    blocks = [(gradient.T @ design).ravel()]
+    if not hessian:
+        return blocks
+    k = coef.shape[0]
+    if loss != "multinomial":
+        upper = np.triu_indices(p)
+        curvature = curvature * weights[:, None]
+        blocks.append(
+            np.stack([((design.T * curvature[:, j]) @ design)[upper] for j in range(k)])
+        )
+        return blocks
+    full = np.empty((k * p, k * p))
+    for a in range(k):
+        for b in range(a, k):
+            factor = weights * (curvature[:, a] * ((a == b) - curvature[:, b]))
+            block = (design.T * factor) @ design
+            full[a * p : (a + 1) * p, b * p : (b + 1) * p] = block
+            full[b * p : (b + 1) * p, a * p : (a + 1) * p] = block.T
+    blocks.append(full[np.triu_indices(k * p)])
+    return blocks
+
+
+def _glm_derivatives_shapes(
+    n_features, coef, loss, intercept=True, hessian=True, **params
+):
+    k, p = coef.shape
+    shapes = [(k * p,)]
+    if hessian:
+        size = k * p * (k * p + 1) // 2 if loss == "multinomial" else p * (p + 1) // 2
+        shapes.append((k, size) if loss != "multinomial" else (size,))
+    return shapes
+
+
+def _glm_derivatives_sensitivity(
+    clipping,
+    n_features,
+    coef,
+    loss,
+    classes=None,
+    intercept=True,
+    class_weight=None,
+    gradient_clip=None,
+    hessian=True,
+):
+    # a record adds g (x) d to the gradient and (h (x) d d^T) to the Hessian,
+    # with d = [x, 1]; the class weight multiplies both
+    l1, l2 = vector_norms(clipping, n_features)
+    if intercept:
+        l1, l2 = l1 + 1.0, math.sqrt(l2**2 + 1.0)
+    bound = loss_bound(loss, coef.shape[0], gradient_clip)
+    w = 1.0 if class_weight is None else float(np.max(class_weight))
+    (g1, g2), (h1, h2) = bound.gradient, bound.curvature
+    sensitivities = [(w * g1 * l1, w * g2 * l2)]
+    if hessian:
+        # upper triangle of a symmetric matrix: half its L1 norm plus half its
+        # trace; for the multinomial loss h2 also bounds the trace of the
+        # curvature matrix
+        trace = h2 if loss == "multinomial" else h1
+        sensitivities.append((w * (h1 * l1**2 + trace * l2**2) / 2, w * h2 * l2**2))
+    return sensitivities
+
+
+# -- local_update: a party's own fit from the global model (FedAvg) ----------
+
+
+def _local_update(X, y, coef, estimator, classes=None, intercept=True, update_clip=1.0):
+    start = coef.copy()
+    local = local_fit(estimator, X, y, start, classes, intercept)
+    update = (local - start).ravel()
+    norm = np.linalg.norm(update)
+    if norm > update_clip:
+        update *= update_clip / norm
+    return [update]
+
+
+def _local_update_shapes(n_features, coef, **params):
+    return [(coef.size,)]
+
+
+def _local_update_sensitivity(clipping, n_features, coef, update_clip=1.0, **params):
+    # one record can move a party's clipped update anywhere in the ball
+    return [(2 * update_clip * math.sqrt(coef.size), 2 * update_clip)]
+
+
+CORE_STATISTICS = {
+    "moments": Statistic(_moments, _moments_shapes, _moments_sensitivity),
+    "class_moments": Statistic(
+        _class_moments, _class_moments_shapes, _class_moments_sensitivity
+    ),
+    "linear_moments": Statistic(
+        _linear_moments, _linear_moments_shapes, _linear_moments_sensitivity
+    ),
+    "class_counts": Statistic(
+        _class_counts, _class_counts_shapes, _class_counts_sensitivity
+    ),
+    "glm_derivatives": Statistic(
+        _glm_derivatives, _glm_derivatives_shapes, _glm_derivatives_sensitivity
+    ),
+    "local_update": Statistic(
+        _local_update, _local_update_shapes, _local_update_sensitivity
+    ),
+    "feature_histogram": Statistic(
+        _feature_histogram, _feature_histogram_shapes, _feature_histogram_sensitivity
+    ),
+}

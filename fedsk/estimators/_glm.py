@@ -1,0 +1,339 @@
+"""Federated DP training of linear models: the rounds and their budget.
+
+Every linear model here minimises ``C * sum_i w_i loss(y_i, [x_i, 1] @ coef)
++ sum_k coef_k P coef_k / 2`` over its outputs ``k``, on rows mapped to
+[-1, 1] by the public bounds (``P`` carries the user's penalty into those
+units). Three strategies, each a sequence of noisy releases whose budget is
+split equally over ``max_rounds`` before the first one:
+
+- ``"newton"``: each round releases the summed gradient and Hessian
+  (``glm_derivatives``) and takes a Newton step. Noise-free it converges to
+  scikit-learn's solution in a handful of rounds; with noise, few rounds
+  means little is lost to composition. The default.
+- ``"gradient"``: each round releases the summed gradient only and takes a
+  step of ``1 / L``, with ``L`` the public curvature bound times a noisy row
+  count (released first, with ``COUNT_SHARE`` of the budget).
+- ``"fedavg"``: each party fits the wrapped estimator on its own rows from
+  the global model (``local_update``); the updates, clipped to norm
+  ``UPDATE_CLIP``, are averaged with equal weights (a party's claimed size
+  plays no part, so lying about it gains nothing) and noise on the sum.
+
+Rounds stop early once a step moves no coefficient by more than ``tol``;
+that test reads released values only, so it costs nothing, and the budget
+of the rounds not run is left unspent.
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._losses import curvature_max
+from ._postprocessing import eigenvalue_floor, positive, symmetric_from_upper
+
+STRATEGIES = ("auto", "newton", "gradient", "fedavg")
+# Rounds when epsilon is finite and ``max_rounds`` is None (see
+# ``noisy_rounds``), measured on the benchmark sets (benchmarks/RESULTS.md).
+NOISY_ROUNDS = {"newton": 4, "gradient": 20, "fedavg": 5}
+# Rounds of FedAvg without noise and ``max_rounds`` None.
+FEDAVG_ROUNDS = 20
+# Share of the budget spent on a noisy row count, where one is needed.
+COUNT_SHARE = 0.05
+# Norm bound of one party's update in FedAvg, in mapped units.
+UPDATE_CLIP = 1.0
+# Cap on a record's gradient factor for losses whose gradient is unbounded
+# (in mapped units: squared hinge exact for margins >= 0, squared error for
+# residuals within twice the target's half-range).
+GRADIENT_CLIP = 2.0
+UNBOUNDED = ("squared_hinge", "squared_error")
+
+
+@dataclass(frozen=True)
+class LinearProblem:
+    """A regularised linear model's objective, in mapped units.
+
+    Attributes
+    ----------
+    loss : str
+        A loss of :mod:`fedsk._losses`.
+    n_outputs : int
+        1 (binary, regression) or the number of classes.
+    C : float
+        Weight of the summed loss.
+    penalty : ndarray of shape (p, p)
+        Quadratic penalty ``P`` of each output's coefficients, ``p`` being
+        the number of features plus the intercept.
+    classes : ndarray or None
+    intercept : bool
+    class_weight : ndarray or None
+        Public weight of each class.
+    gradient_clip : float or None
+        Cap on a record's gradient factor (unbounded losses, noisy fits).
+    tol : float
+        Stop once no coefficient moves by more than this.
+    max_iter : int
+        Cap on noise-free rounds.
+    estimator : estimator or None
+        The wrapped estimator, fitted locally by FedAvg.
+    """
+
+    loss: str
+    n_outputs: int
+    C: float
+    penalty: np.ndarray
+    classes: np.ndarray | None
+    intercept: bool
+    class_weight: np.ndarray | None
+    gradient_clip: float | None
+    tol: float
+    max_iter: int
+    estimator: object = None
+
+    @property
+    def size(self):
+        return self.penalty.shape[0]
+
+    @property
+    def class_weight_max(self):
+        return 1.0 if self.class_weight is None else float(np.max(self.class_weight))
+
+    @property
+    def multinomial(self):
+        return self.loss == "multinomial"
+
+
+def penalty_matrix(clipping, n_features, intercept, intercept_penalty=0.0):
+    """``P`` such that ``coef P coef / 2`` is ``|w|^2 / 2`` in the features' units.
+
+    A mapped coefficient ``c_j`` is ``w_j * x_scale_j``. With
+    ``intercept_penalty`` the intercept in the features' units is penalised
+    too (``b^2 * intercept_penalty / 2``), as liblinear does.
+    """
+    scale = np.broadcast_to(clipping.x_scale, (n_features,))
+    weights = 1.0 / scale**2
+    if not intercept:
+        return np.diag(weights)
+    penalty = np.diag(np.append(weights, 0.0))
+    if intercept_penalty:
+        center = np.broadcast_to(clipping.x_center, (n_features,))
+        direction = np.append(-center / scale, 1.0)  # b = direction @ coef
+        penalty += intercept_penalty * np.outer(direction, direction)
+    return penalty
+
+
+def noisy_count(session, fraction, classes=None):
+    """Rows per class (or in all) from one noisy release, floored at 1."""
+    release = session.release("class_counts", fraction, classes=classes)
+    return positive(release.blocks[0], 1.0)
+
+
+def noisy_rounds(strategy, epsilon, delta):
+    """Default rounds of a noisy fit.
+
+    Under zCDP (``delta > 0``) the noise grows only as the square root of
+    the rounds, and ``NOISY_ROUNDS`` apply. Under pure DP epsilon adds up
+    over rounds, so Newton's method takes one round below epsilon 2 (noise-
+    free, one step from zero is already close to the optimum) and one more
+    each time epsilon doubles, up to ``NOISY_ROUNDS``.
+    """
+    if delta > 0 or strategy != "newton":
+        return NOISY_ROUNDS[strategy]
+    return min(1 + int(math.log2(max(epsilon, 1.0))), NOISY_ROUNDS[strategy])
+
+
+def fit_coefficients(session, problem, fraction=1.0):
+    """Train ``problem`` over the federation's parties with ``fraction`` of the budget.
+
+    Returns
+    -------
+    coef : ndarray of shape (n_outputs, p)
+        Coefficients in mapped units, intercept last.
+    rounds : int
+        Rounds run.
+    """
+    strategy = "newton" if session.strategy == "auto" else session.strategy
+    noisy = math.isfinite(session.epsilon)
+    rounds = session.max_rounds
+    if rounds is None:
+        if noisy:
+            rounds = noisy_rounds(strategy, session.epsilon, session.delta)
+        else:
+            rounds = FEDAVG_ROUNDS if strategy == "fedavg" else problem.max_iter
+    if strategy == "gradient":
+        step_size = 1.0 / _lipschitz(session, problem, COUNT_SHARE * fraction)
+        fraction *= 1 - COUNT_SHARE
+    coef = np.zeros((problem.n_outputs, problem.size))
+    done = 0
+    with session.progress(rounds, strategy) as progress:
+        while done < rounds:
+            done += 1
+            share = fraction / rounds
+            if strategy == "newton":
+                step = _newton_step(session, problem, coef, share)
+            elif strategy == "gradient":
+                step = step_size * _gradient(session, problem, coef, share)[0]
+            else:
+                step = -_mean_update(session, problem, coef, share)
+            coef = coef - step
+            progress.update()
+            if np.max(np.abs(step)) <= problem.tol:
+                break
+    return coef, done
+
+
+def _derivatives(session, problem, coef, share, hessian):
+    return session.release(
+        "glm_derivatives",
+        share,
+        coef=coef,
+        loss=problem.loss,
+        classes=problem.classes,
+        intercept=problem.intercept,
+        class_weight=problem.class_weight,
+        gradient_clip=problem.gradient_clip,
+        hessian=hessian,
+    )
+
+
+def _objective_gradient(problem, coef, summed_gradient):
+    return problem.C * summed_gradient.reshape(coef.shape) + coef @ problem.penalty
+
+
+def _gradient(session, problem, coef, share):
+    release = _derivatives(session, problem, coef, share, hessian=False)
+    return _objective_gradient(problem, coef, release.blocks[0]), release
+
+
+def _newton_step(session, problem, coef, share):
+    release = _derivatives(session, problem, coef, share, hessian=True)
+    k, p = coef.shape
+    gradient = _objective_gradient(problem, coef, release.blocks[0]).ravel()
+    system = problem.C * _hessian(problem, release.blocks[1], k, p)
+    system += np.kron(np.eye(k), problem.penalty)
+    if problem.multinomial and problem.intercept:
+        # shifting every class's intercept alike changes no probability; fix
+        # that direction so the system is definite
+        shift = np.zeros((k, p))
+        shift[:, -1] = 1.0 / math.sqrt(k)
+        system += np.outer(shift.ravel(), shift.ravel())
+    if math.isfinite(session.epsilon):
+        noise = problem.C * release.noise_std[1]
+        system = eigenvalue_floor(system, 2 * math.sqrt(k * p) * noise)
+    step = np.linalg.solve(system + 1e-12 * np.eye(k * p), gradient)
+    return step.reshape(k, p)
+
+
+def _hessian(problem, upper, k, p):
+    if problem.multinomial:
+        return symmetric_from_upper(upper, k * p)
+    blocks = [symmetric_from_upper(row, p) for row in np.reshape(upper, (k, -1))]
+    hessian = np.zeros((k * p, k * p))
+    for j, block in enumerate(blocks):
+        hessian[j * p : (j + 1) * p, j * p : (j + 1) * p] = block
+    return hessian
+
+
+def _lipschitz(session, problem, fraction):
+    """Public bound on the objective's curvature, from a noisy row count."""
+    rows = noisy_count(session, fraction)[0]
+    clipping = session.clipping
+    row_norm_sq = clipping.row_norm(session.n_features) ** 2 + problem.intercept
+    curvature = curvature_max(problem.loss) * problem.class_weight_max
+    return problem.C * rows * curvature * row_norm_sq + np.linalg.eigvalsh(
+        problem.penalty
+    ).max(initial=0.0)
+
+
+def _mean_update(session, problem, coef, share):
+    """Minus the equal-weight average of the parties' clipped local updates."""
+    clip = UPDATE_CLIP if math.isfinite(session.epsilon) else math.inf
+    release = session.release(
+        "local_update",
+        share,
+        coef=coef,
+        estimator=problem.estimator,
+        classes=problem.classes,
+        intercept=problem.intercept,
+        update_clip=clip,
+    )
+    return release.blocks[0].reshape(coef.shape) / session.federation.n_parties
+
+
+def unmapped(coef, clipping, n_features, intercept):
+    """``(coef_, intercept_)`` in the features' units from mapped coefficients."""
+    scale = np.broadcast_to(clipping.x_scale, (n_features,))
+    center = np.broadcast_to(clipping.x_center, (n_features,))
+    weights = coef[:, :n_features] / scale
+    offsets = np.zeros(coef.shape[0])
+    if intercept:
+        offsets = coef[:, -1] - weights @ center
+    return weights, offsets
+
+
+def fit_linear_model(
+    estimator,
+    session,
+    *,
+    loss,
+    C,
+    classes=None,
+    n_outputs=1,
+    intercept_penalty=0.0,
+    class_weight=None,
+    fraction=1.0,
+):
+    """Train a linear model across parties and set ``estimator``'s coefficients.
+
+    Parameters
+    ----------
+    estimator : estimator instance
+        Unfitted clone of the user's estimator; its ``fit_intercept``,
+        ``tol`` and ``max_iter`` are read.
+    session : FitSession
+    loss : str
+    C : float
+        Weight of the summed loss against the penalty ``|w|^2 / 2``; ``inf``
+        means no penalty.
+    classes : ndarray or None
+        Public classes (classifiers).
+    n_outputs : int, default=1
+    intercept_penalty : float, default=0.0
+        Weight of ``b^2 / 2`` in the penalty (liblinear's intercept).
+    class_weight : ndarray or None
+        Public weight of each class.
+    fraction : float, default=1.0
+        Share of the session's budget for training.
+
+    Returns
+    -------
+    estimator : estimator instance
+        With ``coef_`` of shape (n_outputs, n_features), ``intercept_`` of
+        shape (n_outputs,), in the features' units, and ``n_iter_``.
+    """
+    d = session.n_features
+    noisy = math.isfinite(session.epsilon)
+    intercept = bool(estimator.fit_intercept)
+    penalty = penalty_matrix(session.clipping, d, intercept, intercept_penalty)
+    if math.isinf(C):
+        C, penalty = 1.0, np.zeros_like(penalty)
+    problem = LinearProblem(
+        loss=loss,
+        n_outputs=n_outputs,
+        C=C,
+        penalty=penalty,
+        classes=classes,
+        intercept=intercept,
+        class_weight=class_weight,
+        gradient_clip=GRADIENT_CLIP if noisy and loss in UNBOUNDED else None,
+        tol=estimator.tol * 1e-4 if estimator.tol is not None else 0.0,
+        max_iter=estimator.max_iter,
+        estimator=estimator,
+    )
+    coef, rounds = fit_coefficients(session, problem, fraction)
+    if problem.multinomial:  # the penalised optimum is centred over classes
+        coef -= coef.mean(axis=0)
+    estimator.coef_, estimator.intercept_ = unmapped(
+        coef, session.clipping, d, intercept
+    )
+    estimator.n_iter_ = rounds
+    return estimator
