@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._distributed import distributed_gaussian_sigma, polya_laplace_share
 from ._mechanisms import (
     discrete_gaussian,
     discrete_laplace,
@@ -101,6 +102,11 @@ class GridEncoding:
             step = n_blocks * _ROUNDING_SHARE / n_coords
             sensitivity = n_blocks / step + n_coords
             noise_scale = laplace_scale(epsilon, sensitivity)
+        if not math.isfinite(noise_scale):
+            raise ValueError(
+                "epsilon is too small: the noise scale it needs overflows a float. "
+                "Nothing was released or charged."
+            )
         return cls(
             mechanism="discrete_gaussian" if gaussian else "discrete_laplace",
             block_shapes=tuple(tuple(shape) for shape in block_shapes),
@@ -111,18 +117,99 @@ class GridEncoding:
         )
 
     def encode(self, blocks):
-        """Round the blocks, each divided by its scale, to the integer grid."""
+        """Round the blocks, each divided by its scale, to the integer grid.
+
+        Raises
+        ------
+        ValueError
+            If a value is NaN or infinite (it would encode to garbage).
+        """
         flat = np.concatenate(
             [np.ravel(b) / s for b, s in zip(blocks, self.block_scales)]
         )
+        if not np.all(np.isfinite(flat)):
+            raise ValueError("the statistic contains NaN or infinite values")
+        if np.any(np.abs(flat) / self.step >= 2.0**63):
+            raise ValueError("the statistic is too large for the integer grid")
         return np.rint(flat / self.step).astype(np.int64)
 
-    def noise(self, rng):
-        """Draw integer noise for one encoded vector."""
-        n = sum(math.prod(shape) for shape in self.block_shapes)
+    @property
+    def n_coords(self):
+        """Length of the encoded vector."""
+        return sum(math.prod(shape) for shape in self.block_shapes)
+
+    def noise(self, rng, n_parties=1):
+        """Draw integer noise for one encoded vector.
+
+        With ``n_parties > 1``, one party's share of distributed noise (see
+        :mod:`fedsk.privacy._distributed`): the shares of ``n_parties``
+        parties add up to this release's guarantee.
+        """
+        n = self.n_coords
         if self.mechanism == "discrete_gaussian":
-            return discrete_gaussian(self.noise_scale, n, rng)
-        return discrete_laplace(self.noise_scale, n, rng)
+            return discrete_gaussian(self.share_sigma(n_parties), n, rng)
+        if n_parties == 1:
+            return discrete_laplace(self.noise_scale, n, rng)
+        return polya_laplace_share(self.noise_scale, 1.0 / n_parties, n, rng)
+
+    def share_sigma(self, n_parties):
+        """Discrete Gaussian parameter of one of ``n_parties`` shares."""
+        if n_parties == 1:
+            return self.noise_scale
+        rho = self.sensitivity**2 / (2 * self.noise_scale**2)
+        return distributed_gaussian_sigma(
+            rho, self.sensitivity, self.n_coords, n_parties
+        )
+
+    def topup_noise(self, rng, n_parties, n_survivors):
+        """A survivor's extra noise when only ``n_survivors`` of ``n_parties`` remain.
+
+        Laplace: a Polya share of shape ``(n_parties - n_survivors) /
+        (n_parties n_survivors)``, so the survivors' shares add up to the
+        full discrete Laplace noise exactly. Gaussian: ``topup_shares`` more
+        shares like the first, so the total is a sum of at least
+        ``n_parties`` identical shares, which the calibration covers.
+        """
+        n = self.n_coords
+        if self.mechanism == "discrete_laplace":
+            shape = (n_parties - n_survivors) / (n_parties * n_survivors)
+            return polya_laplace_share(self.noise_scale, shape, n, rng)
+        sigma = self.share_sigma(n_parties)
+        extra = self.topup_shares(n_parties, n_survivors)
+        return sum(discrete_gaussian(sigma, n, rng) for _ in range(extra))
+
+    @staticmethod
+    def topup_shares(n_parties, n_survivors):
+        """Extra Gaussian shares per survivor (see :meth:`topup_noise`)."""
+        return math.ceil((n_parties - n_survivors) / n_survivors)
+
+    def survivors_noise_std(self, n_parties, n_survivors):
+        """Noise standard deviation per block after survivors topped up."""
+        if self.mechanism == "discrete_laplace":
+            return self.noise_std(n_parties)
+        shares = n_survivors * (1 + self.topup_shares(n_parties, n_survivors))
+        std = math.sqrt(shares) * self.share_sigma(n_parties)
+        return [std * self.step * scale for scale in self.block_scales]
+
+    def max_rows(self, n_parties):
+        """Most records per party for which the encoded total cannot wrap.
+
+        Each block is divided by its sensitivity, which bounds one record's
+        contribution to any coordinate, so a party's coordinate moves by at
+        most ``1 / step`` grid steps per record (plus half a step of
+        rounding). Each party's noise (a full draw or a share) exceeds 95
+        Laplace scales or 14 Gaussian sigmas with probability below 1e-40.
+        With ``n_parties`` parties of at most this many records, the encoded
+        total stays within int64 (and so within the ring modulo 2^64).
+        """
+        per_party_noise = (95 if self.mechanism == "discrete_laplace" else 14) * (
+            self.noise_scale
+        ) + 1
+        room = (2**63 - 1) // n_parties - math.ceil(per_party_noise) - 1
+        rows = max(int(room * self.step), 0)
+        while rows > 0 and rows / self.step + 1 > room:  # float rounding
+            rows -= 1
+        return rows
 
     def decode(self, encoded):
         """Map an integer vector back to blocks in the statistic's units."""
@@ -134,10 +221,13 @@ class GridEncoding:
             start += size
         return blocks
 
-    def noise_std(self):
-        """Standard deviation of the noise on each block, in its own units."""
+    def noise_std(self, n_parties=1):
+        """Standard deviation of the noise on each block, in its own units.
+
+        ``n_parties``: the noise is the sum of that many distributed shares.
+        """
         if self.mechanism == "discrete_gaussian":
-            std = self.noise_scale
+            std = math.sqrt(n_parties) * self.share_sigma(n_parties)
         else:
             std = discrete_laplace_std(self.noise_scale)
         return [std * self.step * scale for scale in self.block_scales]

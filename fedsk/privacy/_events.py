@@ -33,9 +33,14 @@ class ReleaseEvent:
         Laplace scale or Gaussian sigma, in grid steps.
     trust : str
         Where the noise was added (``"central"``: by the aggregator once;
-        ``"local"``: by the party itself).
+        ``"local"``: by the party itself, in full; ``"secure"`` and
+        ``"peer_to_peer"``: by every party, a share each, summed by a
+        protocol that reveals only the total).
     unit : str, default="record"
         The unit of privacy: neighbouring datasets differ in one record.
+    note : str, default=""
+        What else happened to this release (e.g. parties dropped out and how
+        the noise was made up for).
     """
 
     party: str
@@ -49,6 +54,7 @@ class ReleaseEvent:
     noise_scale: float
     trust: str
     unit: str = "record"
+    note: str = ""
 
     @property
     def pure(self):
