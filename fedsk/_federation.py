@@ -7,14 +7,31 @@ joblib, aggregates, and returns only noisy totals.
 """
 
 import math
-from dataclasses import dataclass, field
+import multiprocessing
+import time
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from sklearn.utils import check_array
 from sklearn.utils.parallel import Parallel, delayed
+from tqdm.auto import tqdm
 
-from ._aggregation import sum_blocks, sum_encoded
-from ._party import Party, PartyError, PartyFailure, guarded_party_release
+from ._aggregation import (
+    Transcript,
+    masked_sum,
+    paillier_sum,
+    shared_sum,
+    sum_blocks,
+    sum_encoded,
+)
+from ._party import (
+    Party,
+    PartyError,
+    PartyFailure,
+    named_describe,
+    named_party_release,
+    party_releases,
+)
 from ._statistics import STATISTICS
 from .privacy import (
     GridEncoding,
@@ -26,7 +43,13 @@ from .privacy import (
     spawn_seeds,
 )
 
-TRUST_MODELS = ("central", "local")
+TRUST_MODELS = ("central", "local", "secure", "peer_to_peer")
+# Trust models in which every party adds a share of the noise and the shares
+# are summed by a protocol that reveals only the total.
+DISTRIBUTED = ("secure", "peer_to_peer")
+SECURE_PROTOCOLS = ("masking", "paillier")
+# Most joblib tasks one release creates; more parties share tasks.
+MAX_TASKS = 64
 
 
 @dataclass(frozen=True)
@@ -43,10 +66,15 @@ class Request:
         Region the rows are clipped into.
     estimator : str
         Name of the fit, for the ledgers.
-    trust : {"central", "local"}
+    trust : {"central", "local", "secure", "peer_to_peer"}
         Who adds the noise.
     params : dict
         Public parameters of the statistic (e.g. ``classes``).
+    group_size : int, default=1
+        The unit of privacy in records: 1 protects one record; with
+        ``privacy_unit="party"`` it is the public cap on a party's rows, and
+        the whole party is protected (its rows form one group, so every
+        sensitivity is multiplied by the cap).
     """
 
     statistic: str
@@ -57,6 +85,7 @@ class Request:
     estimator: str
     trust: str = "central"
     params: dict = field(default_factory=dict)
+    group_size: int = 1
 
 
 @dataclass(frozen=True)
@@ -86,6 +115,25 @@ class Federation:
     n_jobs : int, default=None
         Number of joblib workers for party-side work. The backend is chosen
         with ``joblib.parallel_config`` (loky, threading, dask, ray, ...).
+    min_parties : int, default=None
+        The fewest parties a release needs. A party that fails, times out or
+        returns a malformed statistic is left out of that release (its
+        charge is taken back, and the report names it) as long as at least
+        ``min_parties`` remain; below, nothing is released and the fit fails
+        with an error naming the missing parties. ``None``: every party. With
+        ``trust="secure"`` it is also the Shamir threshold of the masks
+        (never below a majority).
+    timeout : float, default=None
+        Seconds a round waits for the parties (joblib's per-task timeout;
+        needs ``n_jobs`` other than 1). Parties that have not answered are
+        left out as above.
+    retries : int, default=0
+        Times a failed party is asked again within one release. A retry
+        gets the same noise seed, so it returns the same noisy value: noise
+        is never redrawn for free.
+    secure_protocol : {"masking", "paillier"}, default="masking"
+        How ``trust="secure"`` sums: pairwise masks (fast) or Paillier
+        encryption (needs the ``paillier`` extra; slow, small statistics).
 
     Attributes
     ----------
@@ -95,14 +143,41 @@ class Federation:
         Column names, when the parties' data were DataFrames.
     """
 
-    def __init__(self, parties, *, n_jobs=None):
+    def __init__(
+        self,
+        parties,
+        *,
+        n_jobs=None,
+        min_parties=None,
+        timeout=None,
+        retries=0,
+        secure_protocol="masking",
+    ):
         self.parties = list(parties)
         self.n_jobs = n_jobs
+        self.min_parties = min_parties
+        self.timeout = timeout
+        self.retries = retries
+        self.secure_protocol = secure_protocol
+        self.last_transcript_ = Transcript()
+        if secure_protocol not in SECURE_PROTOCOLS:
+            raise ValueError(
+                f"secure_protocol must be one of {SECURE_PROTOCOLS}; got "
+                f"{secure_protocol!r}."
+            )
+        if min_parties is not None and not 1 <= min_parties <= len(self.parties):
+            raise ValueError(
+                f"min_parties must be between 1 and the number of parties "
+                f"({len(self.parties)}); got {min_parties!r}."
+            )
+        if retries < 0:
+            raise ValueError(f"retries must be >= 0; got {retries!r}.")
         if not self.parties:
             raise ValueError("A Federation needs at least one party.")
         names = [p.name for p in self.parties]
         if len(set(names)) != len(names):
             raise ValueError(f"Party names must be distinct; got {names}.")
+        self._describe_loaded()
         first = self.parties[0]
         for party in self.parties[1:]:
             if party.n_features != first.n_features:
@@ -117,6 +192,28 @@ class Federation:
                 )
         self.n_features_in_ = first.n_features
         self.feature_names_in_ = first.feature_names
+
+    def _describe_loaded(self):
+        """Read the public schema of parties whose rows are loaded remotely."""
+        loaded = [p for p in self.parties if p.schema is None]
+        if not loaded:
+            return
+        tasks = [(p.name, (p.source,)) for p in loaded]
+        if any(p.resources for p in loaded):
+            schemas = dict(self._pinned_calls(tasks, named_describe))
+        else:
+            schemas = dict(
+                Parallel(n_jobs=self.n_jobs)(
+                    delayed(named_describe)(name, *args) for name, args in tasks
+                )
+            )
+        for party in loaded:
+            schema = schemas[party.name]
+            if isinstance(schema, PartyFailure):
+                raise PartyError(
+                    f"Party {party.name!r} could not load its rows: {schema.error}"
+                )
+            party.schema = schema
 
     @classmethod
     def from_labels(cls, X, y, parties, *, accountant=None, n_jobs=None):
@@ -166,13 +263,23 @@ class Federation:
     def n_parties(self):
         return len(self.parties)
 
+    @property
+    def required_parties(self):
+        """Fewest parties a release needs (see ``min_parties``)."""
+        return self.n_parties if self.min_parties is None else self.min_parties
+
+    @property
+    def mask_threshold(self):
+        """Shamir threshold of secure masking: ``min_parties``, at least a majority."""
+        return max(self.required_parties, self.n_parties // 2 + 1)
+
     def label_sets(self):
         """Each party's set of target labels.
 
         Label sets are information about the parties' rows; estimators use
         them only when the user declared no classes, and warn when they do.
         """
-        return {p.name: np.unique(p.y) for p in self.parties}
+        return {p.name: p.labels for p in self.parties}
 
     def require_targets(self, *, numeric):
         """Check, on each party's side, that it holds targets.
@@ -184,8 +291,8 @@ class Federation:
         for party in self.parties:
             party.require_targets(numeric=numeric)
 
-    def release(self, request, *, seed_sequence, fit_ledger=None):
-        """Release one noisy statistic aggregated over all parties.
+    def release(self, request, *, seed_sequence, fit_ledger=None, verbose=0):
+        """Release one noisy statistic aggregated over the parties.
 
         Parameters
         ----------
@@ -197,6 +304,8 @@ class Federation:
         fit_ledger : BudgetLedger, default=None
             The fit's own budget, charged once per release (parties are
             disjoint, so they compose in parallel).
+        verbose : int, default=0
+            Show a progress bar over the parties when positive.
 
         Returns
         -------
@@ -208,60 +317,286 @@ class Federation:
             Before any noise is drawn, when any party or the fit would
             exceed its budget.
         PartyError
-            When a party's side fails; the message names it. Nothing is
-            released, and the charge is taken back from every ledger whose
-            party did not hand over a noisy value (with local noise, the
-            parties that did stay charged).
+            When fewer than ``min_parties`` parties return a well-formed
+            statistic; the message names the others. Nothing is released,
+            and the charge is taken back from every ledger whose party did
+            not hand over a noisy value (with local noise, the parties that
+            did stay charged).
         """
         if request.trust not in TRUST_MODELS:
             raise ValueError(
                 f"trust must be one of {TRUST_MODELS}; got {request.trust!r}."
             )
+        if request.trust in DISTRIBUTED and not math.isfinite(request.epsilon):
+            raise ValueError(
+                f"trust={request.trust!r} sums grid-encoded noisy statistics; with "
+                "epsilon=inf there is no noise and no grid, so the exact statistics "
+                "would be summed in the clear. Use a finite epsilon, or "
+                "trust='central' for a noise-free fit."
+            )
+        self.last_transcript_ = Transcript()
         statistic = STATISTICS[request.statistic]
+        shapes = statistic.shapes(self.n_features_in_, **request.params)
         encoding = None
         if math.isfinite(request.epsilon):
+            k = request.group_size  # a group of k records changes k times as much
             encoding = GridEncoding.calibrate(
-                statistic.shapes(self.n_features_in_, **request.params),
-                statistic.sensitivity(
-                    request.clipping, self.n_features_in_, **request.params
-                ),
+                shapes,
+                [
+                    (k * l1, k * l2)
+                    for l1, l2 in statistic.sensitivity(
+                        request.clipping, self.n_features_in_, **request.params
+                    )
+                ],
                 epsilon=request.epsilon,
                 rho=request.rho,
             )
+        if encoding is not None and encoding.max_rows(self.n_parties) < 1:
+            raise ValueError(
+                "epsilon is too small: its noise leaves no room for a single row in "
+                "the 64-bit encoded sum. Nothing was released or charged."
+            )
         charges = self._charge(request, encoding, fit_ledger)
-
         if encoding is None:  # no noise: nothing to seed
             seeds = [None] * (self.n_parties + 1)
         else:
             seeds = spawn_seeds(seed_sequence, self.n_parties + 1)
-        local = encoding if request.trust == "local" else None
-        contributions = Parallel(n_jobs=self.n_jobs)(
-            delayed(guarded_party_release)(
+        by_party = encoding is not None and request.trust != "central"
+        distributed = by_party and request.trust in DISTRIBUTED
+        tasks = [
+            (
                 p.name,
-                p.X,
-                p.y,
-                request.clipping,
-                request.statistic,
-                request.params,
-                local,
-                seed,
+                (
+                    p.source,
+                    request.clipping,
+                    request.statistic,
+                    request.params,
+                    encoding if by_party else None,
+                    seed,
+                    self.n_parties if distributed else 1,
+                    self._max_rows(encoding, request.group_size),
+                ),
             )
             for p, seed in zip(self.parties, seeds)
-        )
-        failures = [c for c in contributions if isinstance(c, PartyFailure)]
-        if failures:
-            self._fail(request, failures, charges, local is not None)
+        ]
+        started = time.perf_counter()
+        results = self._run_parties(tasks, request.statistic, verbose)
+        for name, out in results.items():
+            problem = self._malformed(out, shapes, encoding, by_party)
+            if problem:
+                results[name] = PartyFailure(name, f"malformed statistic: {problem}")
+        computed = time.perf_counter()
+        failed = [r for r in results.values() if isinstance(r, PartyFailure)]
+        survivors = [
+            p for p in self.parties if not isinstance(results[p.name], PartyFailure)
+        ]
+        required = self.required_parties
+        if (
+            distributed
+            and request.trust == "secure"
+            and self.secure_protocol == "masking"
+        ):
+            required = self.mask_threshold
+        if len(survivors) < required:
+            kept = survivors if by_party and not distributed else []
+            self._fail(request, failed, charges, kept, required)
+        if failed:
+            self._leave_out(failed, charges, distributed)
         if encoding is None:
-            blocks = sum_blocks(contributions)
-            return Release(blocks, [0.0] * len(blocks))
-        if local is not None:
-            total = sum_encoded(contributions)
-            std = np.sqrt(self.n_parties) * np.asarray(encoding.noise_std())
+            total = sum_blocks([results[p.name] for p in survivors])
+            release = Release(total, [0.0] * len(total))
+        elif distributed:
+            release = self._distributed_total(
+                encoding, results, survivors, seed_sequence, request.trust
+            )
+        elif by_party:
+            total = sum_encoded([results[p.name] for p in survivors])
+            std = np.sqrt(len(survivors)) * np.asarray(encoding.noise_std())
+            release = Release(encoding.decode(total), list(std))
         else:
-            total = encoding.encode(sum_blocks(contributions))
+            total = encoding.encode(sum_blocks([results[p.name] for p in survivors]))
             total = total + encoding.noise(noise_generator(seeds[-1]))
-            std = np.asarray(encoding.noise_std())
-        return Release(encoding.decode(total), list(std))
+            release = Release(encoding.decode(total), encoding.noise_std())
+        self.last_timing_ = {
+            "parties": computed - started,
+            "aggregation": time.perf_counter() - computed,
+        }
+        return release
+
+    def _run_parties(self, tasks, what, verbose):
+        """Run the parties' side of a release; failures come back as values.
+
+        Each party is retried up to ``retries`` times with the same
+        arguments (so the same noise seed); parties that have not answered
+        within ``timeout`` are recorded as failed.
+        """
+        results = {}
+        for _ in range(self.retries + 1):
+            todo = [
+                (name, args)
+                for name, args in tasks
+                if isinstance(results.get(name, PartyFailure(name, "")), PartyFailure)
+            ]
+            if not todo:
+                break
+            if any(self._party(name).resources for name, _ in todo):
+                calls = self._pinned_calls(todo, named_party_release)
+            else:
+                calls = self._chunked_calls(todo)
+            progress = tqdm(
+                total=len(todo), desc=what, unit="party", disable=not verbose
+            )
+            try:
+                for name, out in calls:
+                    results[name] = out
+                    progress.update()
+            except multiprocessing.TimeoutError:
+                for name, _ in todo:
+                    if name not in results or isinstance(results[name], PartyFailure):
+                        results.setdefault(
+                            name,
+                            PartyFailure(name, f"no answer within {self.timeout} s"),
+                        )
+            finally:
+                progress.close()
+        return {name: results[name] for name, _ in tasks}
+
+    def _max_rows(self, encoding, group_size):
+        """Most rows a party may hold for this release (None: no limit)."""
+        if encoding is None:
+            return None
+        limit = encoding.max_rows(self.n_parties)
+        return limit if group_size == 1 else min(limit, group_size)
+
+    def _party(self, name):
+        if getattr(self, "_by_name", None) is None or len(self._by_name) != len(
+            self.parties
+        ):
+            self._by_name = {p.name: p for p in self.parties}
+        return self._by_name[name]
+
+    def _chunked_calls(self, todo):
+        """Run the parties' tasks through joblib, in at most ``MAX_TASKS`` tasks.
+
+        Many parties are grouped into chunks, each run one party after the
+        other in one task, so 10,000 parties do not cost 10,000 tasks of
+        overhead; with ``timeout``, a chunk that does not answer in time
+        fails all its parties. Yields ``(name, result)`` pairs.
+        """
+        size = math.ceil(len(todo) / MAX_TASKS)
+        chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
+        calls = Parallel(
+            n_jobs=self.n_jobs,
+            timeout=self.timeout,
+            return_as="generator_unordered",
+        )(delayed(party_releases)(chunk) for chunk in chunks)
+        for outputs in calls:
+            yield from outputs
+
+    def _pinned_calls(self, todo, function):
+        """Run ``function(name, *args)`` on the Dask workers holding each party's
+        resources; yields the results as they complete."""
+        try:
+            from distributed import as_completed, get_client
+
+            client = get_client()
+        except (ImportError, ValueError) as exc:
+            raise RuntimeError(
+                "Parties with resources= run on Dask workers: start a "
+                "dask.distributed Client first."
+            ) from exc
+        futures = [
+            client.submit(
+                function,
+                name,
+                *args,
+                resources=self._party(name).resources,
+                pure=False,
+            )
+            for name, args in todo
+        ]
+        try:
+            for future in as_completed(futures, timeout=self.timeout):
+                yield future.result()
+        except TimeoutError as exc:
+            raise multiprocessing.TimeoutError(str(exc)) from exc
+
+    def _malformed(self, out, shapes, encoding, by_party):
+        """Why a party's contribution cannot be aggregated, or None.
+
+        Checked before anything is summed: the shape the statistic declares,
+        finite values, and (with noise) a magnitude below which the encoded
+        total cannot overflow.
+        """
+        if isinstance(out, PartyFailure):
+            return None
+        limit = None if encoding is None else (2**63 - 1) // self.n_parties
+        if by_party:
+            size = encoding.n_coords
+            if not isinstance(out, np.ndarray) or out.dtype != np.int64:
+                return "expected an int64 vector"
+            if out.shape != (size,):
+                return f"shape {out.shape}, expected ({size},)"
+            if np.any(np.abs(out) > limit):
+                return "values out of range"
+            return None
+        if not isinstance(out, list | tuple) or len(out) != len(shapes):
+            return f"expected {len(shapes)} blocks"
+        for block, shape, scale in zip(
+            out, shapes, encoding.block_scales if encoding else [None] * len(shapes)
+        ):
+            block = np.asarray(block)
+            if block.shape != tuple(shape):
+                return f"a block of shape {block.shape}, expected {tuple(shape)}"
+            if not np.all(np.isfinite(block)):
+                return "NaN or infinite values"
+            if limit is not None and np.any(
+                np.abs(block) / (scale * encoding.step) > limit
+            ):
+                return "values out of range"
+        return None
+
+    def _leave_out(self, failed, charges, distributed):
+        """Take back the failed parties' charges; note who was left out."""
+        names = sorted(f.party for f in failed)
+        gone = {id(p.ledger) for p in self.parties if p.name in names}
+        refund([(led, ev) for led, ev in charges if id(led) in gone])
+        note = f"left out {len(names)} of {self.n_parties} parties ({', '.join(names)})"
+        if distributed:
+            note += "; the others topped up the noise"
+        self._annotate([(led, ev) for led, ev in charges if id(led) not in gone], note)
+
+    def _distributed_total(self, encoding, results, survivors, seed_sequence, trust):
+        """Sum the parties' noise-shared vectors by the secure protocol."""
+        vectors = {
+            name: (None if isinstance(out, PartyFailure) else out)
+            for name, out in results.items()
+        }
+        if len(survivors) < self.n_parties:
+            seeds = spawn_seeds(seed_sequence, len(survivors))
+            for party, seed in zip(survivors, seeds):  # each tops up its share
+                vectors[party.name] = vectors[party.name] + encoding.topup_noise(
+                    noise_generator(seed), self.n_parties, len(survivors)
+                )
+        if trust == "peer_to_peer":
+            total = shared_sum(vectors, self.last_transcript_)
+        elif self.secure_protocol == "paillier":
+            total = paillier_sum(vectors, self.last_transcript_)
+        else:
+            total = masked_sum(vectors, self.mask_threshold, self.last_transcript_)
+        std = encoding.survivors_noise_std(self.n_parties, len(survivors))
+        return Release(encoding.decode(total), std)
+
+    @staticmethod
+    def _annotate(charges, note):
+        """Replace each charged event by a copy carrying ``note`` (same charge)."""
+        for ledger, events in charges:
+            for i, event in enumerate(events):
+                noted = replace(event, note=note)
+                # by identity: an earlier identical release must keep its own
+                at = next(j for j, e in enumerate(ledger.events) if e is event)
+                ledger.events[at] = noted
+                events[i] = noted
 
     def _charge(self, request, encoding, fit_ledger):
         def event(party):
@@ -276,6 +611,9 @@ class Federation:
                 sensitivity=0.0 if encoding is None else encoding.sensitivity,
                 noise_scale=0.0 if encoding is None else encoding.noise_scale,
                 trust=request.trust,
+                unit="record"
+                if request.group_size == 1
+                else (f"party (up to {request.group_size} records)"),
             )
 
         charges = [(p.ledger, [event(p.name)]) for p in self.parties]
@@ -284,25 +622,21 @@ class Federation:
         charge(charges)
         return charges
 
-    def _fail(self, request, failures, charges, local):
-        """Take back the charges of a release that failed, then raise."""
-        failed = {f.party for f in failures}
-        kept = []
-        if local:  # these parties' noisy values did reach the aggregator
-            kept = [p.name for p in self.parties if p.name not in failed]
-        kept_ledgers = {id(p.ledger) for p in self.parties if p.name in kept}
-        refund(
-            [(led, events) for led, events in charges if id(led) not in kept_ledgers]
-        )
+    def _fail(self, request, failures, charges, kept, required):
+        """Take back the charges of a release that cannot happen, then raise."""
+        kept_ledgers = {id(p.ledger) for p in kept}
+        refund([(led, ev) for led, ev in charges if id(led) not in kept_ledgers])
         details = "; ".join(f"party {f.party!r}: {f.error}" for f in failures)
         charged = (
-            f" Parties {kept} already sent noisy values and stay charged."
+            f" Parties {[p.name for p in kept]} already sent noisy values and stay "
+            "charged."
             if kept
             else " Nothing was released or charged for it."
         )
         raise PartyError(
-            f"The release of {request.statistic!r} failed on the parties' side "
-            f"({details}).{charged}"
+            f"The release of {request.statistic!r} needs {required} of "
+            f"{self.n_parties} parties, but {len(failures)} failed ({details})."
+            f"{charged}"
         )
 
     def privacy_report(self):

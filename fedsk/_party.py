@@ -1,11 +1,20 @@
 """A party: rows that never leave, a budget, and the work done on its side."""
 
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.utils import check_array, column_or_1d
 
+from ._rows import (
+    CsvLoader,
+    InMemoryRows,
+    LoadedRows,
+    checked_rows,
+    describe,
+    feature_names,
+    rows,
+)
 from ._statistics import STATISTICS
 from .privacy import BudgetLedger, noise_generator
 
@@ -17,100 +26,187 @@ class Party:
     ----------
     name : str
         The party's name, used in reports and error messages.
-    X : array-like or DataFrame of shape (n_samples, n_features)
-        The party's rows. They stay with the party: only statistics named in
-        fedsk's catalogue are computed on them.
+    X : array-like or DataFrame of shape (n_samples, n_features), default=None
+        The party's rows, held in memory (simulation). They stay with the
+        party: only statistics named in fedsk's catalogue are computed on
+        them. Pass either ``X`` (and ``y``) or ``loader``.
     y : array-like of shape (n_samples,), default=None
         The party's targets.
+    loader : callable, default=None
+        ``loader() -> (X, y)``, run where the party's work runs (a joblib
+        worker, a Dask worker) and cached there, so the rows never pass
+        through the coordinator. Must be picklable. See :meth:`from_csv`
+        and :meth:`from_parquet`.
     epsilon : float, default=inf
         The party's total privacy budget across all fits.
     delta : float or None, default=None
         The delta at which the party's epsilon is composed and capped.
         ``None`` means no delta ceiling (the total is stated at the sum of
         the deltas spent).
+    resources : dict, default=None
+        Dask worker resources the party's tasks require, e.g.
+        ``{"north": 1}`` for a worker the organisation started with
+        ``dask worker SCHEDULER --resources north=1``: its tasks then run
+        only there (needs an active ``dask.distributed`` client).
 
     Attributes
     ----------
     ledger : BudgetLedger
         Every release charged to this party.
-    n_samples : int
-        Number of rows (public: the federation reports it).
+    source : InMemoryRows or LoadedRows
+        Where the rows are; what each party-side task receives.
+    schema : dict or None
+        Public schema (``n_features``, ``feature_names``, ``labels``,
+        ``y_kind``); for a loader, read on the party's side when it joins a
+        :class:`~fedsk.Federation`.
     """
 
-    def __init__(self, name, X, y=None, *, epsilon=math.inf, delta=None):
+    def __init__(
+        self,
+        name,
+        X=None,
+        y=None,
+        *,
+        loader=None,
+        epsilon=math.inf,
+        delta=None,
+        resources=None,
+    ):
         self.name = str(name)
-        self.feature_names = _feature_names(X)
-        self.X = _checked(self.name, "X", X, ensure_2d=True)
-        if self.X.shape[0] == 0:
-            raise ValueError(f"Party {self.name!r} has no rows.")
-        self.y = None
-        if y is not None:
-            self.y = column_or_1d(
-                _checked(self.name, "y", y, ensure_2d=False), warn=True
+        self.resources = resources
+        if (X is None) == (loader is None):
+            raise ValueError(
+                f"Party {self.name!r}: pass its rows X (and y), or a loader, not both."
             )
-            if self.y.shape[0] != self.X.shape[0]:
+        if loader is None:
+            names = feature_names(X)
+            X, y = checked_rows(self.name, X, y)
+            self.source = InMemoryRows(X, y)
+            self.schema = {
+                "n_features": X.shape[1],
+                "feature_names": names,
+                "labels": None if y is None else np.unique(y),
+                "y_kind": None if y is None else y.dtype.kind,
+            }
+        else:
+            if y is not None:
                 raise ValueError(
-                    f"Party {self.name!r}: X has {self.X.shape[0]} rows but y has "
-                    f"{self.y.shape[0]}."
+                    f"Party {self.name!r}: with a loader, y comes from the loader."
                 )
+            self.source = LoadedRows(self.name, loader)
+            self.schema = None
         self.ledger = BudgetLedger(self.name, epsilon=epsilon, delta=delta)
+
+    @classmethod
+    def from_csv(
+        cls,
+        path,
+        *,
+        target=None,
+        name=None,
+        categories=None,
+        epsilon=math.inf,
+        delta=None,
+        **options,
+    ):
+        """A party whose rows are a CSV file, read where its work runs.
+
+        Parameters
+        ----------
+        path : str
+            The file, as the worker running the party's tasks sees it.
+        target : str, default=None
+            Column with the targets.
+        name : str, default=None
+            The party's name (default: the file name without extension).
+        epsilon, delta : float
+            The party's budget.
+        categories : dict, default=None
+            ``{column: [categories]}``: text columns to one-hot encode with
+            these public categories, on the party's side.
+        **options
+            Passed to ``pandas.read_csv``.
+        """
+        return cls._from_file(
+            path, target, name, epsilon, delta, options, False, categories
+        )
+
+    @classmethod
+    def from_parquet(
+        cls,
+        path,
+        *,
+        target=None,
+        name=None,
+        categories=None,
+        epsilon=math.inf,
+        delta=None,
+        **options,
+    ):
+        """A party whose rows are a Parquet file (see :meth:`from_csv`)."""
+        return cls._from_file(
+            path, target, name, epsilon, delta, options, True, categories
+        )
+
+    @classmethod
+    def _from_file(
+        cls, path, target, name, epsilon, delta, options, parquet, categories
+    ):
+        loader = CsvLoader(str(path), target, dict(options), parquet, categories or {})
+        if name is None:
+            name = os.path.splitext(os.path.basename(str(path)))[0]
+        return cls(name, loader=loader, epsilon=epsilon, delta=delta)
+
+    @property
+    def X(self):
+        """The rows of a party held in memory (None with a loader)."""
+        return getattr(self.source, "X", None)
+
+    @property
+    def y(self):
+        """The targets of a party held in memory (None with a loader)."""
+        return getattr(self.source, "y", None)
+
+    @property
+    def n_features(self):
+        return self.schema["n_features"]
+
+    @property
+    def feature_names(self):
+        return self.schema["feature_names"]
+
+    @property
+    def labels(self):
+        """The set of the party's target values (None without targets)."""
+        return self.schema["labels"]
 
     def require_targets(self, *, numeric):
         """Raise, naming this party, if it has no (numeric) targets."""
-        if self.y is None:
+        kind = self.schema["y_kind"]
+        if kind is None:
             raise ValueError(f"Party {self.name!r} has no targets y.")
-        if not numeric or self.y.dtype.kind in "fiu":
+        if not numeric or kind in "fiu":
             return
+        if self.X is None:
+            raise ValueError(
+                f"Party {self.name!r}: a regressor needs numeric targets; its "
+                f"loader returns dtype kind {kind!r}."
+            )
         try:
-            self.y = self.y.astype(float)
+            y = self.y.astype(float)
         except (TypeError, ValueError):
             raise ValueError(
                 f"Party {self.name!r}: a regressor needs numeric targets; got "
                 f"dtype {self.y.dtype}."
             ) from None
-        if not np.all(np.isfinite(self.y)):
+        if not np.all(np.isfinite(y)):
             raise ValueError(f"Party {self.name!r}: y contains NaN or infinity.")
-
-    @property
-    def n_samples(self):
-        return self.X.shape[0]
-
-    @property
-    def n_features(self):
-        return self.X.shape[1]
+        self.source = InMemoryRows(self.X, y)
+        self.schema = {**self.schema, "y_kind": "f"}
 
     def __repr__(self):
-        return (
-            f"Party({self.name!r}, n_samples={self.n_samples}, "
-            f"n_features={self.n_features}, ledger={self.ledger!r})"
-        )
-
-
-def _feature_names(X):
-    columns = getattr(X, "columns", None)
-    if columns is None:
-        return None
-    return np.asarray(columns, dtype=object)
-
-
-def _checked(name, what, values, ensure_2d):
-    numeric = what == "X" or not _is_labels(values)
-    try:
-        return check_array(
-            values,
-            ensure_2d=ensure_2d,
-            dtype="numeric" if numeric else None,
-            ensure_all_finite=numeric,
-            ensure_min_samples=0,
-            input_name=what,
-        )
-    except ValueError as exc:
-        raise ValueError(f"Party {name!r}: {exc}") from exc
-
-
-def _is_labels(values):
-    kind = np.asarray(values).dtype.kind
-    return kind in "OUSb"
+        where = "rows on its worker" if self.X is None else f"{len(self.X)} rows"
+        return f"Party({self.name!r}, {where}, ledger={self.ledger!r})"
 
 
 class PartyError(RuntimeError):
@@ -125,25 +221,41 @@ class PartyFailure:
     error: str
 
 
-def guarded_party_release(name, *args):
-    """:func:`party_release`, returning a :class:`PartyFailure` if it raises.
+def named_party_release(name, *args):
+    """``(name, party_release(*args))``, or a :class:`PartyFailure` if it raises.
 
     Returning the failure (rather than raising in the worker) lets the
     federation see which parties failed and which released.
     """
     try:
-        return party_release(*args)
+        return name, party_release(*args)
     except Exception as exc:  # noqa: BLE001 - reported with the party's name
-        return PartyFailure(name, f"{type(exc).__name__}: {exc}")
+        return name, PartyFailure(name, f"{type(exc).__name__}: {exc}")
 
 
-def party_release(X, y, clipping, statistic, params, encoding, seed):
+def party_releases(tasks):
+    """:func:`named_party_release` for each ``(name, args)`` of a chunk, in turn."""
+    return [named_party_release(name, *args) for name, args in tasks]
+
+
+def named_describe(name, source):
+    """``(name, describe(source))`` on the party's side, or a failure."""
+    try:
+        return name, describe(source)
+    except Exception as exc:  # noqa: BLE001 - reported with the party's name
+        return name, PartyFailure(name, f"{type(exc).__name__}: {exc}")
+
+
+def party_release(
+    source, clipping, statistic, params, encoding, seed, n_shares=1, max_rows=None
+):
     """Compute one statistic on a party's rows, on the party's side.
 
     Parameters
     ----------
-    X, y : ndarray
-        The party's rows (they never leave this function).
+    source : InMemoryRows or LoadedRows
+        The party's rows (they never leave this function), or the loader
+        that produces them here.
     clipping : Clipping
         Public region the rows are clipped into first.
     statistic : str
@@ -151,19 +263,34 @@ def party_release(X, y, clipping, statistic, params, encoding, seed):
     params : dict
         Public parameters of the statistic.
     encoding : GridEncoding or None
-        With local noise: the party rounds its statistic to the grid and adds
-        integer noise from ``seed`` before returning it. ``None``: the exact
-        clipped statistic is returned (central trust, or epsilon = inf).
+        With noise added by the party (local or distributed trust): the
+        party rounds its statistic to the grid and adds integer noise from
+        ``seed`` before returning it. ``None``: the exact clipped statistic
+        is returned (central trust, or epsilon = inf).
     seed : int or None
         Noise seed derived in the parent for this party and release.
+    n_shares : int, default=1
+        With distributed noise, the number of parties whose noise shares
+        add up to the release's noise; 1 for a full (local) draw.
+    max_rows : int or None, default=None
+        Most rows the party may hold: for which the encoded sum is proved not
+        to overflow, or the public cap of party-level privacy. The party
+        refuses to take part with more.
 
     Returns
     -------
     release : list of ndarray, or ndarray of int64
         Exact blocks, or the noisy encoded vector.
     """
+    X, y = rows(source)
+    if max_rows is not None and X.shape[0] > max_rows:
+        raise ValueError(
+            f"{X.shape[0]} rows, more than the {max_rows} allowed (the public cap "
+            "of party-level privacy, or the most for which the encoded sum "
+            "cannot overflow); split the party into several"
+        )
     X, y = clipping.apply(X, y)
     blocks = STATISTICS[statistic].compute(X, y, **params)
     if encoding is None:
         return blocks
-    return encoding.encode(blocks) + encoding.noise(noise_generator(seed))
+    return encoding.encode(blocks) + encoding.noise(noise_generator(seed), n_shares)

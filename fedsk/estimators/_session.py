@@ -23,7 +23,7 @@ class FitSession:
         The fit's budget; algorithms spend fractions of it.
     clipping : Clipping
         Public clipping region.
-    trust : {"central", "local"}
+    trust : {"central", "local", "secure", "peer_to_peer"}
     seed_sequence : numpy.random.SeedSequence
         Root of this fit's noise seeds.
     fit_ledger : BudgetLedger
@@ -36,7 +36,16 @@ class FitSession:
     max_rounds : int or None, default=None
         Cap on the rounds of iterative algorithms (None: their default).
     verbose : int, default=0
-        Show a progress bar over rounds when positive.
+        Show a progress bar over rounds when positive, and over parties in
+        each release when above 1.
+    group_size : int, default=1
+        Records per unit of privacy (see :class:`~fedsk._federation.Request`).
+
+    Attributes
+    ----------
+    timings : dict
+        Seconds spent on the parties' side and in aggregation, summed over
+        this fit's releases.
     """
 
     def __init__(
@@ -54,6 +63,7 @@ class FitSession:
         strategy="auto",
         max_rounds=None,
         verbose=0,
+        group_size=1,
     ):
         self.federation = federation
         self.estimator_name = estimator_name
@@ -67,6 +77,8 @@ class FitSession:
         self.strategy = strategy
         self.max_rounds = max_rounds
         self.verbose = verbose
+        self.group_size = group_size
+        self.timings = {}  # seconds per phase, summed over releases
 
     @property
     def n_features(self):
@@ -112,7 +124,14 @@ class FitSession:
             estimator=self.estimator_name,
             trust=self.trust,
             params=params,
+            group_size=self.group_size,
         )
-        return self.federation.release(
-            request, seed_sequence=self.seed_sequence, fit_ledger=self.fit_ledger
+        release = self.federation.release(
+            request,
+            seed_sequence=self.seed_sequence,
+            fit_ledger=self.fit_ledger,
+            verbose=self.verbose > 1,
         )
+        for phase, seconds in self.federation.last_timing_.items():
+            self.timings[phase] = self.timings.get(phase, 0.0) + seconds
+        return release

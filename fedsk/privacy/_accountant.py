@@ -73,7 +73,9 @@ class BudgetLedger:
         """Epsilon left under the ceiling (never negative)."""
         if math.isinf(self.epsilon):
             return math.inf
-        return max(self.epsilon - self.spent()[0], 0.0)
+        left = self.epsilon - self.spent()[0]
+        # float rounding of an exactly spent budget is not budget left
+        return 0.0 if left <= TOLERANCE * max(1.0, self.epsilon) else left
 
     def _refusal(self, new_events):
         spent, delta = self.spent(new_events)

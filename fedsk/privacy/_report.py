@@ -4,6 +4,7 @@ import json
 import math
 
 from ._composition import composed_epsilon
+from ._html import report_html
 
 
 class PrivacyReport:
@@ -23,7 +24,8 @@ class PrivacyReport:
     """
 
     def __init__(self, ledgers):
-        self.parties = [self._party_summary(ledger) for ledger in ledgers]
+        self._ledgers = list(ledgers)
+        self.parties = [self._party_summary(ledger) for ledger in self._ledgers]
 
     @staticmethod
     def _party_summary(ledger):
@@ -45,6 +47,8 @@ class PrivacyReport:
                     "releases": len(events),
                     "statistics": sorted({e.statistic for e in events}),
                     "mechanisms": sorted({e.mechanism for e in events}),
+                    "trust": sorted({e.trust for e in events}),
+                    "notes": list(dict.fromkeys(e.note for e in events if e.note)),
                 }
                 for name, events in estimators.items()
             ],
@@ -68,6 +72,19 @@ class PrivacyReport:
             return value
 
         return json.dumps(finite(self.to_dict()), **kwargs)
+
+    def to_html(self, path=None, title="fedsk privacy report"):
+        """Return (and with ``path``, write) a self-contained HTML page.
+
+        Per party: its ledger, one row per release, and a plot of the
+        epsilon spent after each release against the budget (inline SVG;
+        the page loads nothing else).
+        """
+        page = report_html(self.parties, self._ledgers, title)
+        if path is not None:
+            with open(path, "w", encoding="utf-8") as file:
+                file.write(page)
+        return page
 
     def to_frame(self):
         """Return one row per party and estimator as a pandas DataFrame."""
@@ -123,7 +140,13 @@ class PrivacyReport:
             for row in [header, *body]
         ]
         lines.insert(1, "  ".join("-" * w for w in widths))
-        return "\n".join(lines)
+        notes = dict.fromkeys(
+            f"note ({est['estimator']}): {note}"
+            for party in self.parties
+            for est in party["estimators"]
+            for note in est["notes"]
+        )
+        return "\n".join(lines + list(notes))
 
     def __repr__(self):
         return str(self)

@@ -1,0 +1,170 @@
+"""Where a party's rows come from, on the party's side.
+
+A party's rows are either held in memory (simulation: they are pickled to
+the worker with each task) or produced by a loader that runs where the
+party's work runs. Loaded rows are cached in that worker process, keyed by a
+token made when the party was created, so a multi-round fit loads them once
+per worker and sends only the public parameters of each round.
+"""
+
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.utils import check_array, column_or_1d
+
+# Loaded parties kept per worker process (least recently used dropped).
+CACHE_SIZE = 64
+_CACHE = OrderedDict()
+
+
+@dataclass(frozen=True)
+class InMemoryRows:
+    """Rows held by the party object itself (validated at construction)."""
+
+    X: np.ndarray
+    y: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class LoadedRows:
+    """Rows produced on the worker by ``loader() -> (X, y)``."""
+
+    name: str
+    loader: object
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+@dataclass(frozen=True)
+class CsvLoader:
+    """Read a party's CSV file where the party's work runs.
+
+    Parameters
+    ----------
+    path : str
+        Path as seen by the worker that runs the party's tasks.
+    target : str or None
+        Column holding y (``None``: no targets).
+    read_options : dict
+        Keyword arguments of ``pandas.read_csv`` (or ``read_parquet``).
+    parquet : bool
+        Read Parquet instead of CSV.
+    categories : dict
+        ``{column: [categories]}``: text columns one-hot encoded with these
+        public categories (a value outside them is an error), in this order.
+    """
+
+    path: str
+    target: str | None = None
+    read_options: dict = field(default_factory=dict)
+    parquet: bool = False
+    categories: dict = field(default_factory=dict)
+
+    def __call__(self):
+        import pandas as pd
+
+        read = pd.read_parquet if self.parquet else pd.read_csv
+        frame = read(self.path, **self.read_options)
+        y = None
+        if self.target is not None:
+            if self.target not in frame.columns:
+                raise ValueError(f"{self.path} has no column {self.target!r}.")
+            y = frame[self.target].to_numpy()
+            frame = frame.drop(columns=[self.target])
+        return self._one_hot(frame), y
+
+    def _one_hot(self, frame):
+        import pandas as pd
+
+        columns = {}
+        for column in frame.columns:
+            if column not in self.categories:
+                columns[column] = frame[column]
+                continue
+            known = list(self.categories[column])
+            unknown = set(frame[column].dropna()) - set(known)
+            if unknown:
+                raise ValueError(
+                    f"column {column!r} has values outside its declared categories"
+                )
+            for value in known:
+                columns[f"{column}={value}"] = (frame[column] == value).astype(float)
+        return pd.DataFrame(columns, index=frame.index)
+
+
+def checked_rows(name, X, y):
+    """Validate a party's rows; errors name the party."""
+    X = _checked(name, "X", X, ensure_2d=True)
+    if X.shape[0] == 0:
+        raise ValueError(f"Party {name!r} has no rows.")
+    if y is not None:
+        y = column_or_1d(_checked(name, "y", y, ensure_2d=False), warn=True)
+        if y.shape[0] != X.shape[0]:
+            raise ValueError(
+                f"Party {name!r}: X has {X.shape[0]} rows but y has {y.shape[0]}."
+            )
+    return X, y
+
+
+def feature_names(X):
+    """Column names of a DataFrame, or None."""
+    columns = getattr(X, "columns", None)
+    if columns is None:
+        return None
+    return np.asarray(columns, dtype=object)
+
+
+def rows(source):
+    """``(X, y)`` of a row source, loading (once per worker) if needed."""
+    if isinstance(source, InMemoryRows):
+        return source.X, source.y
+    if source.token in _CACHE:
+        _CACHE.move_to_end(source.token)
+        return _CACHE[source.token][:2]
+    X, y = source.loader()
+    names = feature_names(X)
+    X, y = checked_rows(source.name, X, y)
+    _CACHE[source.token] = (X, y, names)
+    while len(_CACHE) > CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return X, y
+
+
+def describe(source):
+    """A party's public schema, computed where its rows are.
+
+    Returns
+    -------
+    schema : dict
+        ``n_features``, ``feature_names``, ``labels`` (the set of target
+        values, or None) and ``y_kind`` (numpy dtype kind of y, or None).
+    """
+    X, y = rows(source)
+    names = _CACHE[source.token][2] if isinstance(source, LoadedRows) else None
+    return {
+        "n_features": X.shape[1],
+        "feature_names": names,
+        "labels": None if y is None else np.unique(y),
+        "y_kind": None if y is None else y.dtype.kind,
+    }
+
+
+def _checked(name, what, values, ensure_2d):
+    numeric = what == "X" or not _is_labels(values)
+    try:
+        return check_array(
+            values,
+            ensure_2d=ensure_2d,
+            dtype="numeric" if numeric else None,
+            ensure_all_finite=numeric,
+            ensure_min_samples=0,
+            input_name=what,
+        )
+    except ValueError as exc:
+        raise ValueError(f"Party {name!r}: {exc}") from exc
+
+
+def _is_labels(values):
+    kind = np.asarray(values).dtype.kind
+    return kind in "OUSb"
