@@ -21,8 +21,17 @@ from ._mechanisms import (
 )
 from ._random import noise_generator, noise_seed_sequence, spawn_seeds
 from ._report import PrivacyReport
+from .audit import (
+    AuditResult,
+    audit_outputs,
+    audit_release,
+    fit_mechanism,
+    orthant_reduction,
+    projection_reduction,
+)
 
 __all__ = [
+    "AuditResult",
     "BudgetExceededError",
     "BudgetLedger",
     "Clipping",
@@ -32,6 +41,8 @@ __all__ = [
     "PrivacyWarning",
     "ReleaseEvent",
     "SeededNoiseWarning",
+    "audit_outputs",
+    "audit_release",
     "budget_share",
     "charge",
     "clip_row_norms",
@@ -40,10 +51,13 @@ __all__ = [
     "discrete_gaussian",
     "discrete_laplace",
     "discrete_laplace_std",
+    "fit_mechanism",
     "gaussian_sigma",
     "laplace_scale",
     "noise_generator",
     "noise_seed_sequence",
+    "orthant_reduction",
+    "projection_reduction",
     "refund",
     "spawn_seeds",
     "zcdp_epsilon",
