@@ -27,7 +27,12 @@ from .privacy import (
     PrivacyWarning,
     noise_seed_sequence,
 )
-from .utils._sklearn_compat import Interval, StrOptions, _fit_context
+from .utils._sklearn_compat import (
+    Interval,
+    StrOptions,
+    _fit_context,
+    validate_estimator_params,
+)
 
 # Share of the budget spent on private bounds when the user opts in.
 PRIVATE_BOUNDS_SHARE = 0.1
@@ -55,8 +60,13 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
         The scikit-learn estimator to fit. Supported: ``StandardScaler``,
         ``LinearRegression``, ``Ridge``, ``GaussianNB``,
         ``LogisticRegression``, ``LinearSVC``, ``SGDClassifier``,
-        ``SGDRegressor``. Its hyperparameters are honoured where the
-        federated algorithm can; the others raise an error naming them.
+        ``SGDRegressor``, ``DecisionTreeClassifier``,
+        ``DecisionTreeRegressor``, ``RandomForestClassifier``,
+        ``RandomForestRegressor``, ``ExtraTreesClassifier``,
+        ``ExtraTreesRegressor``, ``HistGradientBoostingClassifier``,
+        ``HistGradientBoostingRegressor`` (see ``docs/estimators.md``). Its
+        hyperparameters are honoured where the federated algorithm can; the
+        others raise an error naming them.
     epsilon : float, default=1.0
         Privacy budget of this fit, ``> 0``. ``float("inf")`` adds no noise
         and needs no bounds.
@@ -70,8 +80,8 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
         ``"private"`` estimates it with a DP histogram, spending 10% of the
         budget. Required (or ``data_norm``) when ``epsilon`` is finite.
     data_norm : float, default=None
-        Largest L2 norm of a row (after clipping to ``bounds`` and centring
-        at their middle, when bounds are given). Rows beyond it are scaled
+        Largest L2 norm of a row (after clipping to ``bounds`` and mapping
+        them to [-1, 1], when bounds are given). Rows beyond it are scaled
         down.
     y_bounds : tuple (lower, upper), "private" or None, default=None
         Public range of a regression target. Required for regressors when
@@ -80,18 +90,37 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
         The public class labels of a classifier. ``None`` reads them from the
         parties' labels, with a :class:`~fedsk.privacy.PrivacyWarning` when
         ``epsilon`` is finite.
-    trust : {"central", "local"}, default="central"
+    trust : {"central", "local", "secure", "peer_to_peer"}, default="central"
         ``"central"``: parties send exact clipped statistics to a trusted
-        aggregator that adds the noise once. ``"local"``: each party noises
-        its statistic before it leaves (trusts nobody; noisier).
+        aggregator that adds the noise once. ``"local"``: each party adds
+        the full noise to its statistic before it leaves (trusts nobody;
+        about sqrt(n_parties) times noisier). ``"secure"``: each party adds
+        a share of the noise and the shares are summed by secure
+        aggregation (pairwise masks through a coordinator that learns only
+        the total): central accuracy without a trusted aggregator.
+        ``"peer_to_peer"``: the same, summed by additive secret sharing
+        among the parties, with no coordinator at all.
     accountant : PrivacyAccountant, default=None
         Shared ledgers for the parties of ``fit(X, y, parties=...)``: spends
         of every fit that uses it (including clones in a search) are
         composed and capped there. ``None`` gives each fit fresh ledgers.
-    strategy : {"auto", "newton", "gradient", "fedavg"}, default="auto"
-        How iterative models (the linear classifiers, ``SGDRegressor``)
-        train. ``"newton"``: each round releases the summed gradient and
-        Hessian of the loss and takes a Newton step. ``"gradient"``: each
+    privacy_unit : {"record", "party"}, default="record"
+        What is protected. ``"record"``: one row of one party (neighbouring
+        datasets add or remove a row). ``"party"``: a party's whole
+        contribution, as in user-level DP: every sensitivity is multiplied
+        by ``max_party_rows`` and a party with more rows refuses to take
+        part, so the noise is that many times larger.
+    max_party_rows : int, default=None
+        Public cap on a party's rows; required with ``privacy_unit="party"``
+        when ``epsilon`` is finite.
+    strategy : str, default="auto"
+        How the model trains; ``"auto"`` picks each family's default. Trees
+        and forests accept ``"random"``, ``"random_disjoint"``, ``"greedy"``
+        and ``"greedy_disjoint"`` (see ``docs/estimators.md``). Iterative
+        linear models (the linear classifiers, ``SGDRegressor``) accept
+        ``"newton"``, ``"gradient"`` and ``"fedavg"``. ``"newton"``: each
+        round releases the summed gradient and Hessian of the loss and takes
+        a Newton step. ``"gradient"``: each
         round releases the gradient only (full-batch gradient descent).
         ``"fedavg"``: each party fits the estimator on its own rows from the
         global model, and the clipped updates are averaged with equal
@@ -107,7 +136,8 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
         more, once no coefficient moves by more than the estimator's
         ``tol * 1e-4``.
     verbose : int, default=0
-        Show a progress bar over rounds when positive.
+        Show a progress bar over rounds when positive, and over the parties
+        of each release when above 1.
     n_jobs : int, default=None
         Number of joblib workers for party-side work.
     random_state : int, RandomState instance or None, default=None
@@ -129,6 +159,9 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
         The ledgers of the parties this fit charged.
     epsilon_spent_ : float
         Epsilon this fit spent (at ``delta``).
+    timings_ : dict
+        Seconds spent on the parties' side (``"parties"``) and in
+        aggregation (``"aggregation"``), summed over the fit's releases.
 
     Notes
     -----
@@ -169,6 +202,8 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
         "y_bounds": [tuple, list, StrOptions({"private"}), None],
         "classes": ["array-like", None],
         "trust": [StrOptions(set(TRUST_MODELS))],
+        "privacy_unit": [StrOptions({"record", "party"})],
+        "max_party_rows": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "strategy": [StrOptions(set(STRATEGIES))],
         "max_rounds": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "verbose": ["verbose"],
@@ -193,6 +228,8 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
         y_bounds=None,
         classes=None,
         trust="central",
+        privacy_unit="record",
+        max_party_rows=None,
         strategy="auto",
         max_rounds=None,
         verbose=0,
@@ -208,6 +245,8 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
         self.y_bounds = y_bounds
         self.classes = classes
         self.trust = trust
+        self.privacy_unit = privacy_unit
+        self.max_party_rows = max_party_rows
         self.strategy = strategy
         self.max_rounds = max_rounds
         self.verbose = verbose
@@ -236,6 +275,7 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
             The fitted estimator.
         """
         algorithm = get_algorithm(self.estimator)
+        validate_estimator_params(self.estimator)
         if isinstance(X, Federation):
             if y is not None or parties is not None:
                 raise ValueError(
@@ -277,9 +317,11 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
             strategy=self.strategy,
             max_rounds=self.max_rounds,
             verbose=self.verbose,
+            group_size=self._group_size(finite),
         )
         ledgers = [p.ledger for p in federation.parties]
-        if finite and (self.bounds == "private" or self.y_bounds == "private"):
+        private_y = self.y_bounds == "private" and algorithm.needs_y == "bounded"
+        if finite and (self.bounds == "private" or private_y):
             session = self._with_private_bounds(session, algorithm)
 
         estimator = clone(self.estimator)
@@ -300,7 +342,19 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
         self.fit_ledger_ = fit_ledger
         self.estimator_ = estimator
         self.epsilon_spent_ = fit_ledger.spent()[0]
+        self.timings_ = dict(session.timings)
         return self
+
+    def _group_size(self, finite):
+        """Records per unit of privacy."""
+        if self.privacy_unit == "record" or not finite:
+            return 1
+        if self.max_party_rows is None:
+            raise ValueError(
+                "privacy_unit='party' needs max_party_rows: the public cap on a "
+                "party's rows, which scales every sensitivity."
+            )
+        return self.max_party_rows
 
     def _public_classes(self, federation, finite):
         label_sets = federation.label_sets()
@@ -346,7 +400,7 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
         lower = upper = y_lower = y_upper = None
         if isinstance(self.bounds, tuple | list):
             lower, upper = _checked_bounds("bounds", self.bounds, n_features)
-        if isinstance(self.y_bounds, tuple | list):
+        if isinstance(self.y_bounds, tuple | list) and algorithm.needs_y == "bounded":
             y_lower, y_upper = _checked_bounds("y_bounds", self.y_bounds, None)
         if finite:
             if self.bounds is None and self.data_norm is None:

@@ -11,8 +11,8 @@ split equally over ``max_rounds`` before the first one:
   scikit-learn's solution in a handful of rounds; with noise, few rounds
   means little is lost to composition. The default.
 - ``"gradient"``: each round releases the summed gradient only and takes a
-  step of ``1 / L``, with ``L`` the public curvature bound times a noisy row
-  count (released first, with ``COUNT_SHARE`` of the budget).
+  step of ``1 / L``, with ``L`` a bound on the curvature from noisy sums of
+  squares of the rows (released first, with ``COUNT_SHARE`` of the budget).
 - ``"fedavg"``: each party fits the wrapped estimator on its own rows from
   the global model (``local_update``); the updates, clipped to norm
   ``UPDATE_CLIP``, are averaged with equal weights (a party's claimed size
@@ -234,14 +234,19 @@ def _hessian(problem, upper, k, p):
 
 
 def _lipschitz(session, problem, fraction):
-    """Public bound on the objective's curvature, from a noisy row count."""
-    rows = noisy_count(session, fraction)[0]
-    clipping = session.clipping
-    row_norm_sq = clipping.row_norm(session.n_features) ** 2 + problem.intercept
+    """Bound on the objective's curvature, from one noisy release of moments.
+
+    The loss's Hessian is at most ``C * curvature * sum_i d_i d_i^T``, whose
+    largest eigenvalue is at most its trace ``sum_i |x_i|^2 (+ n)``: the
+    noisy sums of squares and count (floored at their noise level) give it.
+    """
+    count, _, squares = session.release("moments", fraction).blocks
+    trace = positive(np.sum(squares), 1.0)
+    if problem.intercept:
+        trace += positive(count[0], 1.0)
     curvature = curvature_max(problem.loss) * problem.class_weight_max
-    return problem.C * rows * curvature * row_norm_sq + np.linalg.eigvalsh(
-        problem.penalty
-    ).max(initial=0.0)
+    penalty = np.linalg.eigvalsh(problem.penalty).max(initial=0.0)
+    return problem.C * curvature * trace + penalty
 
 
 def _mean_update(session, problem, coef, share):
