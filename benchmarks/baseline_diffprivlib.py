@@ -31,6 +31,16 @@ Models
     ``diffprivlib.models.GaussianNB(epsilon, bounds, random_state)``, with
     public per-feature bounds read from ``--bounds-file`` (an ``.npz`` with
     ``lower`` and ``upper``); diffprivlib clips features to them.
+``random_forest``
+    ``diffprivlib.models.RandomForestClassifier(n_estimators, epsilon,
+    bounds, classes, max_depth, random_state)``: random tree structures
+    drawn from the bounds, leaf labels from noisy counts. ``--n-estimators``
+    (default 10) and ``--max-depth`` (default 5, diffprivlib's) set the
+    forest; bounds from ``--bounds-file``; classes are the labels of the
+    training and test rows.
+``decision_tree``
+    ``diffprivlib.models.DecisionTreeClassifier(max_depth, epsilon, bounds,
+    classes, random_state)``, the same tree alone.
 """
 
 import argparse
@@ -41,7 +51,14 @@ import time
 import diffprivlib
 import numpy as np
 import sklearn
-from diffprivlib.models import GaussianNB, LogisticRegression
+from diffprivlib.models import (
+    DecisionTreeClassifier,
+    GaussianNB,
+    LogisticRegression,
+    RandomForestClassifier,
+)
+
+NEEDS_BOUNDS = ("gaussian_nb", "random_forest", "decision_tree")
 
 
 def parse_args(argv=None):
@@ -51,7 +68,7 @@ def parse_args(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", required=True)
     parser.add_argument(
         "--model",
-        choices=("logistic_regression", "gaussian_nb"),
+        choices=("logistic_regression", *NEEDS_BOUNDS),
         default="logistic_regression",
     )
     parser.add_argument(
@@ -60,23 +77,43 @@ def parse_args(argv=None):
         help="L2 norm diffprivlib clips rows to (logistic_regression)",
     )
     parser.add_argument(
-        "--bounds-file", help=".npz with public 'lower' and 'upper' (gaussian_nb)"
+        "--bounds-file",
+        help=".npz with public 'lower' and 'upper' (gaussian_nb, trees)",
     )
+    parser.add_argument("--n-estimators", type=int, default=10)
+    parser.add_argument("--max-depth", type=int, default=5)
     args = parser.parse_args(argv)
     if args.model == "logistic_regression" and args.data_norm is None:
         parser.error("--model logistic_regression needs --data-norm")
-    if args.model == "gaussian_nb" and args.bounds_file is None:
-        parser.error("--model gaussian_nb needs --bounds-file")
+    if args.model in NEEDS_BOUNDS and args.bounds_file is None:
+        parser.error(f"--model {args.model} needs --bounds-file")
     return args
 
 
-def make_model(args, epsilon, seed):
+def make_model(args, epsilon, seed, classes=None):
     if args.model == "logistic_regression":
         return LogisticRegression(
             epsilon=epsilon, data_norm=args.data_norm, random_state=seed
         )
     with np.load(args.bounds_file) as bounds:
         lower, upper = bounds["lower"], bounds["upper"]
+    if args.model == "random_forest":
+        return RandomForestClassifier(
+            n_estimators=args.n_estimators,
+            epsilon=epsilon,
+            bounds=(lower, upper),
+            classes=classes,
+            max_depth=args.max_depth,
+            random_state=seed,
+        )
+    if args.model == "decision_tree":
+        return DecisionTreeClassifier(
+            max_depth=args.max_depth,
+            epsilon=epsilon,
+            bounds=(lower, upper),
+            classes=classes,
+            random_state=seed,
+        )
     return GaussianNB(epsilon=epsilon, bounds=(lower, upper), random_state=seed)
 
 
@@ -90,7 +127,9 @@ def main(argv=None):
         key = f"{epsilon:g}"
         accuracy[key], seconds[key] = [], []
         for seed in args.seeds:
-            model = make_model(args, epsilon, seed)
+            model = make_model(
+                args, epsilon, seed, np.unique(np.concatenate([y_train, y_test]))
+            )
             start = time.perf_counter()
             model.fit(X_train, y_train)
             seconds[key].append(time.perf_counter() - start)

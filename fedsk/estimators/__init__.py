@@ -9,6 +9,14 @@ each supported scikit-learn class to its algorithm.
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    ExtraTreesRegressor,
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
 from sklearn.linear_model import (
     LinearRegression,
     LogisticRegression,
@@ -19,16 +27,33 @@ from sklearn.linear_model import (
 from sklearn.naive_bayes import GaussianNB
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from ._bounds import private_bounds
-from ._glm import STRATEGIES
+from ._glm import STRATEGIES as _GLM_STRATEGIES
 from ._session import FitSession
+from ._trees import TREE_STRATEGIES
+from .boosting import (
+    fit_hist_gradient_boosting_classifier,
+    fit_hist_gradient_boosting_regressor,
+)
+from .forest import (
+    fit_extra_trees_classifier,
+    fit_extra_trees_regressor,
+    fit_random_forest_classifier,
+    fit_random_forest_regressor,
+)
 from .linear import fit_linear_regression, fit_ridge
 from .logistic import fit_logistic_regression
 from .naive_bayes import fit_gaussian_nb
 from .preprocessing import fit_standard_scaler
 from .sgd import fit_sgd_classifier, fit_sgd_regressor
 from .svm import fit_linear_svc
+from .tree import fit_decision_tree_classifier, fit_decision_tree_regressor
+
+# every value FederatedEstimator(strategy=...) accepts; each algorithm
+# raises if given one that is not its own
+STRATEGIES = (*_GLM_STRATEGIES, *TREE_STRATEGIES)
 
 
 @dataclass(frozen=True)
@@ -58,6 +83,18 @@ ALGORITHMS = {
     LinearSVC: Algorithm(fit_linear_svc, "labels"),
     SGDClassifier: Algorithm(fit_sgd_classifier, "labels"),
     SGDRegressor: Algorithm(fit_sgd_regressor, "bounded"),
+    HistGradientBoostingClassifier: Algorithm(
+        fit_hist_gradient_boosting_classifier, "labels"
+    ),
+    HistGradientBoostingRegressor: Algorithm(
+        fit_hist_gradient_boosting_regressor, "bounded"
+    ),
+    DecisionTreeClassifier: Algorithm(fit_decision_tree_classifier, "labels"),
+    DecisionTreeRegressor: Algorithm(fit_decision_tree_regressor, "bounded"),
+    RandomForestClassifier: Algorithm(fit_random_forest_classifier, "labels"),
+    RandomForestRegressor: Algorithm(fit_random_forest_regressor, "bounded"),
+    ExtraTreesClassifier: Algorithm(fit_extra_trees_classifier, "labels"),
+    ExtraTreesRegressor: Algorithm(fit_extra_trees_regressor, "bounded"),
 }
 
 
