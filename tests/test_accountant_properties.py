@@ -32,7 +32,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fedsk._statistics
-from fedsk import BudgetExceededError, Federation, Party, PrivacyAccountant
+from fedsk import Federation, Party, PrivacyAccountant
 from fedsk._federation import Request
 from fedsk.privacy import (
     BudgetLedger,
