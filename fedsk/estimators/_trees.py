@@ -8,27 +8,44 @@ the structure is fixed (:mod:`fedsk._statistics._trees` states their
 sensitivities). Everything after a release (split choice, pruning,
 smoothing, conversion to scikit-learn's ``Tree``) is post-processing.
 
+First, always: one ``tree_histograms`` release for the root with every
+feature on a fine public grid of ``FINE_BINS`` bins (``MARGINAL_SHARE`` of
+the budget). Its row counts are the features' marginals (:class:`Marginals`),
+which place thresholds and bins where the rows are; its class counts (target
+sums) give each feature's best split gain at the root.
+
 Strategies
 ----------
 ``"random"``
-    Random structure: every split feature is drawn uniformly and every
-    threshold uniformly in the node's public box, at the coordinator, with
-    no data touched; then one release of leaf statistics for all trees.
+    Random structures, drawn at the coordinator from public information
+    only: at each node a feature with probability in proportion to its
+    root gain (plus a floor), and a threshold drawn from that feature's
+    marginal inside the node's box; then one release of leaf statistics
+    for all trees.
 ``"greedy"``
     Level by level: one release of per-node, per-candidate-feature, per-bin
-    histograms for the nodes at one depth of every tree (they partition the
-    rows, so they compose in parallel), split by the largest gain computed
-    from the noisy counts; then one release of leaf statistics.
+    histograms (bins at the marginals' quantiles) for the nodes at one depth
+    of every tree (they partition the rows, so they compose in parallel),
+    split by the largest gain computed from the noisy counts; then one
+    release of leaf statistics. With ``splitter="random"`` (``ExtraTrees*``)
+    each candidate feature gets one threshold drawn from its marginal.
 ``"random_disjoint"``, ``"greedy_disjoint"``
     The same, but every record reaches one tree only (a keyed hash of the
     record, computed by its party), so a release's sensitivity does not
     grow with the number of trees.
 
-Budget: with ``max_depth=None`` and finite epsilon, a noisy row count is
-released first with ``COUNT_SHARE`` of the budget and sets the depth
-(:func:`planned_depth`). Greedy levels then get ``(1 - LEAF_SHARE)`` of
-what is left, split equally over the planned levels; the leaves get the
-rest, including the shares of levels that were not needed.
+Budget (fractions of the fit's epsilon, or of rho with ``delta > 0``),
+fixed before the first release: ``MARGINAL_SHARE`` for the marginals; with
+``max_depth=None`` and finite epsilon, ``COUNT_SHARE`` for a noisy row count
+that sets the depth (:func:`planned_depth`); greedy levels get ``(1 -
+LEAF_SHARE)`` of what is left, split equally over the planned levels; the
+leaves get the rest, including the shares of levels that were not needed,
+so a fit spends exactly its budget.
+
+Leaves: noisy counts are floored at 0, internal nodes get the sums of their
+leaves, splits whose leaf count falls below ``min_samples_leaf`` are undone,
+and a node's value is shrunk towards its parent's by the noise level
+(class probabilities) or by an empirical-Bayes weight (regression means).
 """
 
 import math
@@ -174,9 +191,9 @@ def bin_edges(half_width, n_bins=None):
 class Marginals:
     """Per-feature histograms on the public fine grid, floored at zero.
 
-    Post-processed from one ``feature_histogram`` release; they place the
-    thresholds of random splits and the bins of greedy histograms where
-    the rows are.
+    Post-processed from the root histograms (:func:`release_marginals`);
+    they place the thresholds of random splits and the bins of greedy
+    histograms where the rows are.
     """
 
     edges: np.ndarray  # (FINE_BINS + 1,), mapped units
@@ -357,8 +374,8 @@ def planned_depth(session, problem, n_rows, n_trees, assign_seed, greedy, spent)
 
     The deepest depth at which a leaf of a tree expects ``LEAF_SNR`` noise
     standard deviations of rows (of its leaf count, divided by the square
-    root of the number of trees, whose noise the forest averages), and, for greedy
-    trees, a node at the last split level ``SPLIT_SNR`` standard deviations
+    root of the number of trees, whose noise the forest averages), and, for
+    greedy trees, a node at the last split level ``SPLIT_SNR`` standard deviations
     per bin of its histograms. Without noise: greedy trees grow until no
     split is left (capped at ``MAX_GREEDY_DEPTH``), random ones until a leaf
     expects ``min_samples_split`` rows (capped at ``MAX_RANDOM_DEPTH``).
@@ -439,13 +456,12 @@ def grow_forest(session, problem, n_trees, strategy, rng):
             spent,
             marginals,
         )
+        structures = [g.structure() for g in growing]
     else:
         structures = [
             _random_tree(depth, session.n_features, rng, marginals)
             for _ in range(n_trees)
         ]
-    if greedy:
-        structures = [g.structure() for g in growing]
     release = session.release(
         "tree_leaves",
         1.0 - spent,
