@@ -974,3 +974,10 @@ def test_y_bounds_do_not_touch_class_labels(estimator):
         assert "y_bounds" in str(error)
     else:
         assert_allclose(with_y_bounds.estimator_.coef_, plain.estimator_.coef_)
+
+
+def test_tree_strategy_names_are_refused_by_linear_models():
+    X, y = _bounded()
+    model = FederatedEstimator(LogisticRegression(), epsilon=INF, strategy="greedy")
+    with pytest.raises(ValueError, match="does not apply to linear models"):
+        model.fit(X, y, parties=_parties())

@@ -152,6 +152,11 @@ def fit_coefficients(session, problem, fraction=1.0):
         Rounds run.
     """
     strategy = "newton" if session.strategy == "auto" else session.strategy
+    if strategy not in STRATEGIES:
+        raise ValueError(
+            f"strategy={session.strategy!r} does not apply to linear models; use "
+            f"one of {STRATEGIES}."
+        )
     noisy = math.isfinite(session.epsilon)
     rounds = session.max_rounds
     if rounds is None:
