@@ -921,6 +921,37 @@ def test_class_weight_with_an_unknown_label():
     _assert_nothing_charged(accountant)
 
 
+def test_negative_class_weight_is_refused_before_any_release():
+    # issue 14, item 6: the sensitivity used max(w), so {0: -50, 1: 1} was
+    # noised for a weight of 1 while a record moved the gradient 50 times more
+    X, y = _bounded(n=300)
+    accountant = PrivacyAccountant()
+    model = FederatedEstimator(
+        LogisticRegression(class_weight={0: -50.0, 1: 1.0}),
+        epsilon=1.0,
+        bounds=BOUNDS,
+        classes=[0, 1],
+        accountant=accountant,
+    )
+    with pytest.raises(ValueError, match=r"class_weight must map every class to a"):
+        model.fit(X, y, parties=_parties()[:300])
+    _assert_nothing_charged(accountant)
+
+
+def test_glm_derivatives_sensitivity_uses_the_largest_absolute_weight():
+    statistic = fedsk._statistics.STATISTICS["glm_derivatives"]
+    clipping = Clipping(np.full(3, -1.0), np.full(3, 1.0))
+    coef = np.zeros((1, 4))
+
+    def bound(weights):
+        return statistic.sensitivity(
+            clipping, 3, coef, "log", classes=[0, 1], class_weight=np.array(weights)
+        )
+
+    assert bound([-50.0, 1.0]) == bound([50.0, 1.0])
+    assert bound([-50.0, 1.0])[0][0] == pytest.approx(50 * bound([1.0, 1.0])[0][0])
+
+
 @pytest.mark.parametrize(
     "params, name",
     [(dict(strategy="bogus"), "strategy"), (dict(max_rounds=0), "max_rounds")],

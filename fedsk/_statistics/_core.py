@@ -195,7 +195,9 @@ def _glm_derivatives_sensitivity(
     if intercept:
         l1, l2 = l1 + 1.0, math.sqrt(l2**2 + 1.0)
     bound = loss_bound(loss, coef.shape[0], gradient_clip)
-    w = 1.0 if class_weight is None else float(np.max(class_weight))
+    # the largest weight in absolute value bounds a record's factor (the
+    # estimators refuse negative weights; the bound holds for them anyway)
+    w = 1.0 if class_weight is None else float(np.max(np.abs(class_weight)))
     (g1, g2), (h1, h2) = bound.gradient, bound.curvature
     sensitivities = [(w * g1 * l1, w * g2 * l2)]
     if hessian:

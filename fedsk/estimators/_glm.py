@@ -95,7 +95,9 @@ class LinearProblem:
 
     @property
     def class_weight_max(self):
-        return 1.0 if self.class_weight is None else float(np.max(self.class_weight))
+        if self.class_weight is None:
+            return 1.0
+        return float(np.max(np.abs(self.class_weight)))
 
     @property
     def multinomial(self):

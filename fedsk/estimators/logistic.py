@@ -26,6 +26,13 @@ def public_class_weights(class_weight, classes, session):
     weights : ndarray or None
     fraction : float
         Share of the budget still available for training.
+
+    Raises
+    ------
+    ValueError
+        Before anything is released, for labels not in ``classes`` or for a
+        negative weight (a record's weighted gradient is bounded by the
+        largest weight; a negative one would break that bound).
     """
     if class_weight is None:
         return None, 1.0
@@ -37,6 +44,12 @@ def public_class_weights(class_weight, classes, session):
         raise ValueError(
             f"class_weight has labels {sorted(unknown)!r} that are not among the "
             f"classes {classes.tolist()!r}."
+        )
+    negative = {c: w for c, w in class_weight.items() if not float(w) >= 0}
+    if negative:
+        raise ValueError(
+            f"class_weight must map every class to a weight >= 0; got {negative!r}. "
+            "Use non-negative weights (0 ignores a class). Nothing was released."
         )
     return np.array([float(class_weight.get(c, 1.0)) for c in classes]), 1.0
 
