@@ -19,7 +19,6 @@ predicts and pickles, bins route rows exactly as the parties did, and bad
 input fails with a clear message.
 """
 
-import itertools
 import math
 import pickle
 
@@ -38,21 +37,10 @@ from threadpoolctl import threadpool_limits
 
 import fedsk._statistics
 from fedsk import FederatedEstimator
-from fedsk._statistics._boosting import (
-    Ensemble,
-    bin_edges,
-    coarse_bins,
-    derivatives,
-    fine_bins,
-)
-from fedsk.estimators.boosting import (
-    FINE_BINS,
-    Bins,
-    quantile_cuts,
-    raw_thresholds,
-)
+from fedsk._statistics._trees import Ensemble, TreeTarget, derivatives
+from fedsk.estimators.trees._binning import FINE_BINS, quantile_cuts
+from fedsk.estimators.trees._boosting import plan
 from fedsk.privacy import Clipping
-from fedsk.utils._sklearn_compat import tree_node_records
 
 INF = float("inf")
 BOUND = 6.0  # make_classification features: 99.99% within +-6
@@ -176,190 +164,21 @@ def test_noisy_fit_is_useful(delta):
     assert fed.score(X_test, y_test) > 0.85
 
 
-# -- 2. sensitivity is a bound ----------------------------------------------------
+# -- 2. sensitivity ------------------------------------------------------------------
 #
-# As in tests/test_linear_models.py: rows are clipped as a party does
-# (``Clipping.apply``, then ``compute``), and the statistic of 30 base rows is
-# compared with that of the same rows plus one record. Records: every corner
-# of the bounds with every label (or extreme targets), and random rows
-# beyond the bounds. Ensembles: zero scores, scores that saturate the
-# predicted probabilities (the largest gradients), and random trees. The
-# largest L1 change must reach the bound (ratio > 0.99), so the records did
-# probe the worst case.
-
-LOWER = np.array([-2.0, 0.0, 1.0])
-UPPER = np.array([2.0, 1.0, 3.0])
-SLACK = 1e-9
-LOSSES = {
-    "binary": dict(loss="log_loss", classes=np.array([0, 1])),
-    "multiclass": dict(loss="log_loss", classes=np.array([0, 1, 2, 3])),
-    "binary-clipped": dict(
-        loss="log_loss", classes=np.array([0, 1]), gradient_clip=0.5
-    ),
-    "multiclass-clipped": dict(
-        loss="log_loss",
-        classes=np.array([0, 1, 2]),
-        gradient_clip=0.4,
-        hessian_clip=0.1,
-    ),
-    "squared_error": dict(loss="squared_error", gradient_clip=1.0),
-}
-
-
-def _n_outputs(params):
-    classes = params.get("classes")
-    return 1 if classes is None or len(classes) == 2 else len(classes)
-
-
-def _random_tree(rng, edges, depth=2, value_scale=1.0):
-    """A complete tree of ``depth`` levels on random features and edges."""
-    n = 2 ** (depth + 1) - 1
-    internal = np.arange(n) < 2**depth - 1
-    bins = rng.integers(0, edges.shape[1], size=n)
-    feature = rng.integers(0, edges.shape[0], size=n)
-    return tree_node_records(
-        value=np.where(internal, 0.0, rng.normal(scale=value_scale, size=n)),
-        feature=feature,
-        threshold=edges[feature, bins],
-        bin_threshold=bins,
-        left=np.where(internal, 2 * np.arange(n) + 1, 0),
-        right=np.where(internal, 2 * np.arange(n) + 2, 0),
-        is_leaf=~internal,
-        missing_go_to_left=np.zeros(n, dtype=bool),
-        count=np.zeros(n),
-        gain=np.zeros(n),
-        depth=np.floor(np.log2(np.arange(n) + 1)),
-    )
-
-
-def _ensembles(params, edges, rng):
-    k = _n_outputs(params)
-    saturated = np.full(k, -30.0)
-    saturated[0] = 30.0  # a record not of class 0 has p_y ~ 0: |g| = 1
-    spread = np.zeros(k)
-    spread[0] = -30.0  # class 0 has p ~ 0, the others share the rest
-    baselines = [np.zeros(k), saturated, rng.normal(scale=3.0, size=k)]
-    if k > 1:
-        baselines.append(spread)
-    if params["loss"] == "squared_error":  # mapped target in [-1, 1]
-        baselines = [np.zeros(1), np.array([5.0]), np.array([-5.0])]
-    out = [Ensemble(b) for b in baselines]
-    trees = tuple(
-        tuple(_random_tree(rng, edges, value_scale=5.0) for _ in range(k))
-        for _ in range(2)
-    )
-    out.append(Ensemble(baselines[2], trees))
-    return out
-
-
-def _records(params, rng):
-    corners = np.array(list(itertools.product(*zip(LOWER, UPPER))))
-    span = UPPER - LOWER
-    beyond = rng.uniform(LOWER - span, UPPER + span, size=(10, 3))
-    X = np.vstack([corners, beyond])
-    labels = params.get("classes")
-    if labels is None:
-        labels = np.array([-1e3, 1e3, 0.5])
-    return np.repeat(X, len(labels), axis=0), np.tile(labels, len(X))
-
-
-def _base(params, rng, n=30):
-    X = rng.uniform(LOWER, UPPER, size=(n, 3))
-    classes = params.get("classes")
-    y = rng.uniform(-20, 30, size=n) if classes is None else rng.choice(classes, n)
-    return X, y
-
-
-def _clipping(params):
-    if params["loss"] == "squared_error":
-        return Clipping(LOWER, UPPER, y_lower=-3.0, y_upper=7.0)
-    return Clipping(LOWER, UPPER)
-
-
-def _changes(statistic, clipping, base, records, params):
-    def released(X, y):
-        X, y = clipping.apply(X, y)
-        return fedsk._statistics.STATISTICS[statistic].compute(X, y, **params)
-
-    without = released(*base)
-    changes = np.zeros((len(records[0]), len(without), 2))
-    for i in range(len(records[0])):
-        with_record = released(
-            np.vstack([base[0], records[0][i : i + 1]]),
-            np.append(base[1], records[1][i]),
-        )
-        for b, (a, w) in enumerate(zip(with_record, without)):
-            diff = np.ravel(a - w)
-            changes[i, b] = np.abs(diff).sum(), np.linalg.norm(diff)
-    return changes
-
-
-def _growing(rng, edges, k):
-    """Partial trees (node ids as values) and the nodes that get slots."""
-    trees, nodes = [], []
-    for _ in range(k):
-        tree = _random_tree(rng, edges, depth=2)
-        tree["value"] = np.arange(len(tree))
-        trees.append(tree)
-        nodes.append(np.flatnonzero(tree["is_leaf"]))
-    return tuple(trees), tuple(nodes)
-
-
-@pytest.mark.parametrize("loss", list(LOSSES))
-@pytest.mark.parametrize("statistic", ["boosting_histograms", "boosting_leaves"])
-def test_derivative_sums_sensitivity_is_a_bound(statistic, loss):
-    rng = np.random.default_rng(0)
-    params = LOSSES[loss]
-    clipping = _clipping(params)
-    bins = Bins([quantile_cuts(rng.random(FINE_BINS), 6) for _ in range(3)], 256)
-    edges = bins.mapped_thresholds()
-    k = _n_outputs(params)
-    base, records = _base(params, rng), _records(params, rng)
-    ratios = []
-    for ensemble in _ensembles(params, edges, rng):
-        growing, nodes = _growing(rng, edges, k)
-        full = dict(params, ensemble=ensemble, growing=growing, nodes=nodes)
-        if statistic == "boosting_histograms":
-            full.update(lut=bins.lut(), n_bins=bins.n_bins)
-        stat = fedsk._statistics.STATISTICS[statistic]
-        bound = np.array(stat.sensitivity(clipping, 3, **full))
-        shapes = stat.shapes(3, **full)
-        changes = _changes(statistic, clipping, base, records, full)
-        assert [np.shape(b) for b in stat.compute(*clipping.apply(*base), **full)] == [
-            tuple(s) for s in shapes
-        ]
-        assert np.all(changes <= bound * (1 + SLACK)), (changes.max(axis=0), bound)
-        ratios.append(changes.max(axis=0) / bound)
-    worst = np.max(ratios, axis=0)
-    assert worst[0, 0] > 0.99  # gradient L1 reached
-    if loss != "squared_error":  # its Hessian is the row count: always reached
-        assert worst[1, 0] > 0.9, worst  # Hessian L1 (nearly) reached
-
-
-@pytest.mark.parametrize("loss", ["binary", "multiclass", "squared_error"])
-def test_baseline_and_bin_counts_sensitivity_is_a_bound(loss):
-    rng = np.random.default_rng(1)
-    params = {k: v for k, v in LOSSES[loss].items() if k in ("loss", "classes")}
-    clipping = _clipping(params)
-    base, records = _base(params, rng), _records(params, rng)
-    for statistic, extra in [
-        ("boosting_baseline", params),
-        ("boosting_bin_counts", dict(n_fine=64)),
-    ]:
-        stat = fedsk._statistics.STATISTICS[statistic]
-        bound = np.array(stat.sensitivity(clipping, 3, **extra))
-        changes = _changes(statistic, clipping, base, records, extra)
-        assert np.all(changes <= bound * (1 + SLACK))
-        assert np.all(changes.max(axis=0)[:, 0] > 0.99 * bound[:, 0])
+# Every statistic's bound is tested against added records in
+# tests/test_trees.py (test_tree_statistics_move_by_at_most_their_sensitivity),
+# gradients of both losses included.
 
 
 def test_softmax_gradients_sum_to_zero_so_the_bound_is_two():
     """The multiclass bound does not grow with the number of classes."""
-    stat = fedsk._statistics.STATISTICS["boosting_leaves"]
+    stat = fedsk._statistics.STATISTICS["tree_leaves"]
     for k in (3, 10, 50):
-        ensemble = Ensemble(np.zeros(k))
+        target = TreeTarget(np.arange(k), "log_loss", Ensemble(np.zeros(k)))
+        forest = (fedsk._statistics._trees.TreeStructure.leaf(),) * k
         (g1, g2), (h1, h2) = stat.sensitivity(
-            Clipping(LOWER, UPPER), 3, ensemble, "log_loss"
+            Clipping(np.zeros(3), np.ones(3)), 3, forest, target
         )
         assert g1 == pytest.approx(2.0) and g2 == pytest.approx(math.sqrt(2.0))
         assert h1 == pytest.approx(1 - 1 / k) and h2 <= 0.5
@@ -374,57 +193,36 @@ def test_softmax_gradients_sum_to_zero_so_the_bound_is_two():
     assert_allclose(g.sum(axis=1), 0.0, atol=1e-12)
 
 
-# -- 3. bins -----------------------------------------------------------------------
-
-
-def test_fine_bins_equal_a_binary_search():
-    rng = np.random.default_rng(0)
-    for n_fine in (7, 64, 256):
-        edges = bin_edges(n_fine)
-        X = np.concatenate(
-            [rng.uniform(-1, 1, 500), edges, np.nextafter(edges, 2), [-1.0, 1.0]]
-        )[:, None]
-        expected = np.searchsorted(edges, X[:, 0], side="left")
-        assert_array_equal(fine_bins(X, n_fine)[:, 0], expected)
+# -- 3. bins ---------------------------------------------------------------------
 
 
 def test_quantile_cuts():
-    counts = np.zeros(256)
+    counts = np.zeros(FINE_BINS)
     counts[[10, 200]] = [600, 400]  # a binary feature: one cut between
     assert_array_equal(quantile_cuts(counts, 32), [11])
-    counts = np.ones(256)
-    cuts = quantile_cuts(counts, 4)
+    cuts = quantile_cuts(np.ones(FINE_BINS), 4)
     assert_array_equal(cuts, [64, 128, 192])
-    assert_array_equal(quantile_cuts(np.zeros(256), 4), [64, 128, 192])
+    assert_array_equal(quantile_cuts(np.zeros(FINE_BINS), 4), [64, 128, 192])
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_raw_thresholds_route_raw_rows_as_parties_route_mapped_rows(seed):
-    """Values on and next to every edge land on the same side both ways."""
-    rng = np.random.default_rng(seed)
-    lower = rng.uniform(-100, 100, size=4)
-    upper = lower + rng.choice([1.0, 3.0, 256.0, 1e4 / 3], size=4)
-    if seed == 0:  # integer values exactly on fine edges
-        lower, upper = np.zeros(4), np.full(4, 256.0)
-    clipping = Clipping(lower, upper)
-    bins = Bins(
-        [np.sort(rng.choice(np.arange(1, 256), 40, replace=False)) for _ in range(4)],
-        256,
-    )
-    mapped = bins.mapped_thresholds()
-    raw = raw_thresholds(clipping, mapped)
-    for j in range(4):
-        candidates = np.concatenate(
-            [raw[j], np.nextafter(raw[j], np.inf), np.nextafter(raw[j], -np.inf)]
+def test_bins_route_raw_rows_as_the_parties_did():
+    X_train, X_test, y_train, _ = _classification()
+    fed = FederatedEstimator(
+        HistGradientBoostingClassifier(**PARAMS), epsilon=INF, bounds=_bounds(X_train)
+    ).fit(X_train, y_train)
+    # every threshold of every predictor is a bin edge of its feature, so
+    # scikit-learn's binned and raw predictions agree
+    model = fed.estimator_
+    binned = model._bin_mapper.transform(X_test)
+    for (predictor,) in model._predictors:
+        assert_allclose(
+            predictor.predict_binned(
+                binned, model._bin_mapper.missing_values_bin_idx_, 1
+            ),
+            predictor.predict(
+                X_test, np.zeros((0, 8), np.uint32), np.zeros(8, np.uint32), 1
+            ),
         )
-        if seed == 0:
-            candidates = np.concatenate([candidates, np.arange(257.0)])
-        column = np.tile(candidates[:, None], (1, 4))
-        on_party = clipping.apply(column)[0][:, j]
-        coarse = coarse_bins(clipping.apply(column)[0], bins.lut())[:, j]
-        for b in range(len(bins.cuts[j])):
-            assert_array_equal(candidates <= raw[j, b], on_party <= mapped[j, b])
-            assert_array_equal(candidates <= raw[j, b], coarse <= b)
 
 
 # -- 4. budget ---------------------------------------------------------------------
@@ -443,21 +241,14 @@ def test_budget_is_spent_and_charged_per_release(delta):
         classes=[0, 1],
         random_state=0,
     ).fit(X_train, y_train, parties=_parties(len(y_train)))
-    # bin counts, baseline, then per iteration: 2 levels and the leaves
-    releases = 2 + params["max_iter"] * (params["max_depth"] + 1)
+    # the root's fine histogram, then per iteration: 2 levels and the leaves
+    releases = 1 + params["max_iter"] * (params["max_depth"] + 1)
     events = fed.fit_ledger_.events
     assert len(events) == releases
     names = [e.statistic for e in events]
-    assert names[:2] == ["boosting_bin_counts", "boosting_baseline"]
-    assert (
-        names[2:]
-        == [
-            "boosting_histograms",
-            "boosting_histograms",
-            "boosting_leaves",
-        ]
-        * params["max_iter"]
-    )
+    assert names[0] == "tree_histograms"
+    per_iteration = ["tree_histograms"] * params["max_depth"] + ["tree_leaves"]
+    assert names[1:] == per_iteration * params["max_iter"]
     for ledger in fed.ledgers_:
         assert [e.statistic for e in ledger.events] == names
     if delta == 0:
@@ -468,7 +259,7 @@ def test_budget_is_spent_and_charged_per_release(delta):
 
 
 @seeded
-def test_levels_with_nothing_to_split_are_not_released():
+def test_levels_with_nothing_to_split_hand_their_share_to_the_leaves():
     X_train, _, y_train, _ = _classification(n=600)
     fed = FederatedEstimator(
         HistGradientBoostingClassifier(max_iter=2, max_depth=6),
@@ -477,8 +268,35 @@ def test_levels_with_nothing_to_split_are_not_released():
         classes=[0, 1],
         random_state=0,
     ).fit(X_train, y_train)
-    assert len(fed.fit_ledger_.events) < 2 + 2 * 7
-    assert fed.epsilon_spent_ < 0.5
+    assert len(fed.fit_ledger_.events) < 1 + 2 * 7
+    assert fed.epsilon_spent_ == pytest.approx(0.5, rel=1e-9)
+
+
+@pytest.mark.parametrize("delta", [0.0, 1e-6])
+def test_sklearn_defaults_are_planned_from_public_quantities(delta):
+    small = plan(2_000, 8, 3, 1.0, delta, "central")
+    large = plan(200_000, 8, 3, 1.0, delta, "central")
+    assert small.max_depth <= large.max_depth
+    assert small.max_iter <= large.max_iter
+    assert 0 < large.learning_rate <= 0.5
+    local = plan(200_000, 8, 100, 1.0, delta, "local")
+    assert local.max_depth <= large.max_depth
+
+
+@seeded
+def test_default_estimator_at_epsilon_one_beats_the_majority_class():
+    # the issue's report: HistGradientBoostingClassifier() with defaults on
+    # 6k rows predicted the majority class and spent 0.48 of epsilon 1
+    X_train, X_test, y_train, y_test = _classification(n=8000)
+    fed = FederatedEstimator(
+        HistGradientBoostingClassifier(),
+        epsilon=1.0,
+        bounds=_bounds(X_train),
+        classes=[0, 1],
+        random_state=0,
+    ).fit(X_train, y_train, parties=_parties(len(y_train)))
+    assert fed.epsilon_spent_ == pytest.approx(1.0, rel=1e-9)
+    assert fed.score(X_test, y_test) > 0.7
 
 
 # -- 5. the fitted model --------------------------------------------------------
@@ -614,13 +432,22 @@ def test_invalid_hyperparameter_uses_sklearn_validation():
         model.fit(X, (X[:, 0] > 0).astype(int))
 
 
-def test_data_norm_is_rejected():
-    X = np.random.default_rng(0).normal(size=(60, 3))
-    model = FederatedEstimator(
-        HistGradientBoostingClassifier(), epsilon=1.0, data_norm=3.0, classes=[0, 1]
-    )
-    with pytest.raises(ValueError, match="data_norm"):
-        model.fit(X, (X[:, 0] > 0).astype(int))
+@seeded
+def test_data_norm_is_accepted_as_by_every_tree_model():
+    # one keyword set serves every tree model in a grid search; with bounds
+    # data_norm does not apply, without them it is each feature's box
+    X = np.random.default_rng(0).normal(size=(600, 3))
+    y = (X[:, 0] > 0).astype(int)
+    for bounds in ((-3.0, 3.0), None):
+        model = FederatedEstimator(
+            HistGradientBoostingClassifier(max_iter=3, max_depth=2),
+            epsilon=5.0,
+            bounds=bounds,
+            data_norm=3.0,
+            classes=[0, 1],
+            random_state=0,
+        ).fit(X, y)
+        assert model.score(X, y) > 0.6
 
 
 # -- 7. the benchmark's claim on real data (slow) -------------------------------

@@ -35,8 +35,15 @@ from sklearn.tree import (
 
 import fedsk._statistics
 from fedsk import FederatedEstimator, Federation, Party
-from fedsk._statistics._trees import TreeStructure, record_shares, route
-from fedsk.estimators.tree import raw_thresholds
+from fedsk._statistics._trees import (
+    Ensemble,
+    TreeStructure,
+    TreeTarget,
+    fine_bins,
+    record_shares,
+    route,
+)
+from fedsk.estimators.trees._binning import FINE_BINS, grid_edges, raw_edges
 from fedsk.privacy import Clipping
 
 INF = float("inf")
@@ -141,31 +148,38 @@ def test_noise_free_tree_is_exact_on_its_training_rows():
         np.testing.assert_allclose(tree.value[leaf, 0], expected, atol=1e-12)
 
 
-def test_raw_thresholds_route_every_float_like_the_parties():
+def test_raw_edges_route_every_float_like_the_parties():
     rng = np.random.default_rng(0)
     lower, upper = np.array([0.0, -3.7, 1e-3]), np.array([10.0, 12.1, 2e-3])
     clipping = Clipping(lower, upper)
-    features = rng.integers(0, 3, size=400)
-    thresholds = rng.uniform(-1, 1, size=400)
-    thresholds[:3] = [-1.0, 1.0, 0.0]  # at the bounds and the centre
-    raw = raw_thresholds(thresholds, features, clipping)
-    for f, t, r in zip(features, thresholds, raw):
-        # floats near the raw threshold, integers, and values beyond the bounds
-        x = np.concatenate(
-            [
-                r + np.array([-1, 0, 1]) * np.spacing(r) if np.isfinite(r) else [],
-                np.nextafter(r, [-np.inf, np.inf]) if np.isfinite(r) else [],
-                rng.uniform(lower[f] - 5, upper[f] + 5, size=50),
-                np.arange(-20, 20),
-            ]
-        )
-        mapped = np.full((x.size, 3), 0.0)
-        mapped[:, f] = x
-        # mapped the way a party maps its rows
-        X = np.tile((lower + upper) / 2, (x.size, 1))
-        X[:, f] = x
-        party, _ = clipping.apply(X)
-        assert_array_equal(party[:, f] <= t, x <= r)
+    raw = raw_edges(clipping)
+    edges = grid_edges()[1:-1]
+    assert raw.shape == (3, FINE_BINS - 1)
+    for f in range(3):
+        for c in rng.choice(FINE_BINS - 1, 40, replace=False).tolist() + [127]:
+            t, r = edges[c], raw[f, c]
+            # floats near the raw threshold, integers, and values beyond the bounds
+            x = np.concatenate(
+                [
+                    r + np.array([-1, 0, 1]) * np.spacing(r),
+                    np.nextafter(r, [-np.inf, np.inf]),
+                    rng.uniform(lower[f] - 5, upper[f] + 5, size=50),
+                    np.arange(-20, 20),
+                ]
+            )
+            # mapped the way a party maps its rows
+            X = np.tile((lower + upper) / 2, (x.size, 1))
+            X[:, f] = x
+            party, _ = clipping.apply(X)
+            assert_array_equal(party[:, f] <= t, x <= r)
+
+
+def test_fine_bins_equal_a_binary_search():
+    rng = np.random.default_rng(0)
+    edges = grid_edges()[1:-1]
+    x = np.concatenate([edges, np.nextafter(edges, 2), rng.uniform(-1.5, 1.5, 999)])
+    expected = np.searchsorted(edges, x, side="left")
+    assert_array_equal(fine_bins(x[:, None], edges)[:, 0], expected)
 
 
 def test_integer_features_keep_their_routing():
@@ -213,35 +227,56 @@ def _extra_records(rng, lower, upper, n_random=6):
     return np.vstack([corners, beyond, inside, [lower], [upper]])
 
 
+def _ensembles(rng, forest, k):
+    """Zero scores, and scores that saturate (bounds of the gradients)."""
+    values = [rng.normal(scale=9.0, size=tree.n_nodes) for tree in forest[:k]]
+    return [
+        Ensemble(np.zeros(k)),
+        Ensemble(np.full(k, 9.0), (tuple(zip(forest[:k], values)),)),
+    ]
+
+
+def _targets(rng, forest):
+    """Every kind of target: class counts, sums, gradients of both losses."""
+    classes = np.array(["no", "yes", "maybe"])
+    out = [TreeTarget(classes=classes), TreeTarget()]
+    for k, labels in ((1, classes[:2]), (3, classes)):
+        for ensemble in _ensembles(rng, forest, k):
+            out.append(TreeTarget(labels, "log_loss", ensemble, 1.0, 0.25))
+    for ensemble in _ensembles(rng, forest, 1):
+        out.append(TreeTarget(None, "squared_error", ensemble, 1.0, 1.0))
+    return out
+
+
 def _tree_cases(rng, d):
     forest = _forest(rng, 4, d)
     nodes = tuple(np.array([1, 2, 4]) for _ in forest)
     n_listed = sum(ids.size for ids in nodes)
     features = np.stack([rng.choice(d, 3, replace=False) for _ in range(n_listed)])
-    shared = np.linspace(-0.9, 0.9, 7)
-    per_feature = np.sort(rng.uniform(-1, 1, size=(d, 5)), axis=1)
-    per_feature[0, 3:] = np.inf
-    per_candidate = rng.uniform(-1, 1, size=(n_listed, 3, 1))
+    lut = np.sort(rng.integers(0, 9, size=(d, FINE_BINS)), axis=1).astype(np.uint8)
     cases = []
-    for classes in (np.array(["no", "yes", "maybe"]), None):
-        for seed in (None, 12345):
+    for target in _targets(rng, forest):
+        n = target.n_outputs
+        trees, listed = (forest, nodes) if n == 1 else (forest[:n], nodes[:n])
+        seeds = (None, 12345) if target.loss is None else (None,)
+        for seed in seeds:
             cases.append(
-                ("tree_leaves", dict(forest=forest, classes=classes, assign_seed=seed))
+                ("tree_leaves", dict(forest=trees, target=target, assign_seed=seed))
             )
-            for edges in (shared, per_feature, per_candidate):
-                cases.append(
-                    (
-                        "tree_histograms",
-                        dict(
-                            forest=forest,
-                            nodes=nodes,
-                            features=features,
-                            edges=edges,
-                            classes=classes,
-                            assign_seed=seed,
-                        ),
-                    )
+            cases.append(
+                (
+                    "tree_histograms",
+                    dict(
+                        forest=trees,
+                        nodes=listed,
+                        features=features[: sum(i.size for i in listed)],
+                        edges=grid_edges()[1:-1],
+                        lut=lut,
+                        target=target,
+                        assign_seed=seed,
+                    ),
                 )
+            )
     return cases
 
 
@@ -251,12 +286,13 @@ def test_tree_statistics_move_by_at_most_their_sensitivity():
     lower, upper = np.array([0.0, -5.0, 10.0, -1.0]), np.array([1.0, 5.0, 20.0, 3.0])
     regression = Clipping(lower, upper, y_lower=-2.0, y_upper=6.0)
     X = rng.uniform(lower - 1, upper + 1, size=(300, d))
-    labels = rng.choice(["no", "yes", "maybe"], size=300)
     targets = rng.uniform(-4, 8, size=300)
     extra_X = _extra_records(rng, lower, upper)
     for name, params in _tree_cases(rng, d):
         statistic = fedsk._statistics.STATISTICS[name]
-        classification = params["classes"] is not None
+        classes = params["target"].classes
+        classification = classes is not None
+        labels = rng.choice(classes, size=300) if classification else None
         y = labels if classification else targets
         clipping = Clipping(lower, upper) if classification else regression
         declared = statistic.sensitivity(clipping, d, **params)
@@ -269,7 +305,7 @@ def test_tree_statistics_move_by_at_most_their_sensitivity():
         base = compute(X, y)
         assert [b.shape for b in base] == [tuple(s) for s in shapes]
         extra_y = (
-            rng.choice(["no", "yes", "maybe"], size=len(extra_X))
+            rng.choice(classes, size=len(extra_X))
             if classification
             else np.r_[-2.0, 6.0, 100.0, -100.0, rng.uniform(-2, 6, len(extra_X) - 4)]
         )
@@ -277,8 +313,8 @@ def test_tree_statistics_move_by_at_most_their_sensitivity():
             moved = compute(np.vstack([X, row]), np.append(y, target))
             for b0, b1, (l1, l2) in zip(base, moved, declared):
                 change = (b1 - b0).ravel()
-                assert np.abs(change).sum() <= l1 + 1e-9, (name, params.keys())
-                assert np.linalg.norm(change) <= l2 + 1e-9, (name, params.keys())
+                assert np.abs(change).sum() <= l1 + 1e-9, (name, params["target"])
+                assert np.linalg.norm(change) <= l2 + 1e-9, (name, params["target"])
 
 
 def test_record_shares_depend_on_the_record_only():

@@ -10,10 +10,9 @@ path. One module per family of statistics; ``STATISTICS`` joins them.
 """
 
 from ._base import Statistic
-from ._boosting import BOOSTING_STATISTICS
 from ._core import CORE_STATISTICS
 from ._trees import TREE_STATISTICS
 
-STATISTICS = {**CORE_STATISTICS, **BOOSTING_STATISTICS, **TREE_STATISTICS}
+STATISTICS = {**CORE_STATISTICS, **TREE_STATISTICS}
 
 __all__ = ["STATISTICS", "Statistic"]

@@ -32,24 +32,23 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from ._bounds import private_bounds
 from ._glm import STRATEGIES as _GLM_STRATEGIES
 from ._session import FitSession
-from ._trees import TREE_STRATEGIES
-from .boosting import (
-    fit_hist_gradient_boosting_classifier,
-    fit_hist_gradient_boosting_regressor,
-)
-from .forest import (
-    fit_extra_trees_classifier,
-    fit_extra_trees_regressor,
-    fit_random_forest_classifier,
-    fit_random_forest_regressor,
-)
 from .linear import fit_linear_regression, fit_ridge
 from .logistic import fit_logistic_regression
 from .naive_bayes import fit_gaussian_nb
 from .preprocessing import fit_standard_scaler
 from .sgd import fit_sgd_classifier, fit_sgd_regressor
 from .svm import fit_linear_svc
-from .tree import fit_decision_tree_classifier, fit_decision_tree_regressor
+from .trees import (
+    TREE_STRATEGIES,
+    fit_decision_tree_classifier,
+    fit_decision_tree_regressor,
+    fit_extra_trees_classifier,
+    fit_extra_trees_regressor,
+    fit_hist_gradient_boosting_classifier,
+    fit_hist_gradient_boosting_regressor,
+    fit_random_forest_classifier,
+    fit_random_forest_regressor,
+)
 
 # every value FederatedEstimator(strategy=...) accepts; each algorithm
 # raises if given one that is not its own

@@ -1,0 +1,394 @@
+"""Histogram gradient boosting across parties.
+
+``HistGradientBoostingClassifier`` (binary: one tree per iteration;
+multiclass: one tree per class, softmax, as scikit-learn) and
+``HistGradientBoostingRegressor`` (squared error):
+
+1. The root's fine histogram (``MARGINAL_SHARE`` of the budget,
+   :func:`._binning.release_marginals`): class counts (or target sums and
+   row counts) per fine bin of every feature. Its row counts place each
+   feature's bins at its quantiles; its totals give the intercept-only
+   model (scikit-learn's ``_baseline_prediction``); its row count sizes the
+   plan (:func:`plan`).
+2. Iterations. Each grows its trees (one per output, in lockstep) level by
+   level (:class:`._grower.LevelGrower`): one ``tree_histograms`` release
+   per depth of the rows' gradients and Hessians at the current ensemble
+   (the parties evaluate the public ensemble themselves), split by
+   XGBoost's gain on the noisy sums (:mod:`._splits`); then one
+   ``tree_leaves`` release, combined with what the levels said about each
+   leaf by inverse variance, gives the Newton step ``-learning_rate * G /
+   (H + l2_regularization)``.
+
+Without noise the sums are exact, the leaf release is skipped and the
+bounds, if not given, are read from an exact histogram.
+
+Notes
+-----
+Unit of privacy: one record of one party. Rows are clipped into the public
+bounds (``data_norm`` is accepted and, as for every tree model, does not
+apply); a regressor's target into ``y_bounds``. A record's gradient is
+clipped to ``[-GRADIENT_CLIP, GRADIENT_CLIP]`` and its Hessian to ``[0,
+HESSIAN_CLIP]`` (for the log loss, their natural bounds).
+:mod:`fedsk._statistics._trees` states the sensitivities. Budget (epsilon,
+or zCDP rho with ``delta > 0``): ``MARGINAL_SHARE`` first, then the rest
+equally over the iterations; each iteration gives ``LEAF_SHARE`` to its
+leaves and the rest equally to its levels, and a level with no node left to
+split hands its share to the leaves, so the whole budget is spent.
+
+With noise, hyperparameters left at scikit-learn's defaults (``max_iter``,
+``max_depth`` with ``max_leaf_nodes``, ``learning_rate``, ``max_bins``,
+``max_features``) are planned from public quantities: the noisy row count,
+the number of parties, epsilon and delta (:func:`plan`, chosen from the
+curves in ``benchmarks/RESULTS.md``). A value set to anything else is
+honoured. The fitted ``n_iter_`` and the predictors tell which were used.
+
+References
+----------
+.. [1] T. Chen, C. Guestrin, "XGBoost: A scalable tree boosting system",
+   KDD 2016.
+.. [2] Q. Li, Z. Wu, Z. Wen, B. He, "Privacy-preserving gradient boosting
+   decision trees", AAAI 2020.
+.. [3] S. Maddock, G. Cormode, T. Wang, C. Maple, S. Jha, "Federated
+   boosted decision trees with differential privacy", CCS 2022.
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..._statistics._trees import Ensemble, TreeTarget
+from ...utils._sklearn_compat import validate_estimator_params
+from .._checks import reject_unsupported
+from ._binning import FINE_BINS, grid_edges, raw_edges, release_marginals, tree_clipping
+from ._convert import to_hist_gradient_boosting
+from ._grower import LevelGrower, Tree, public_rng
+from ._leaves import newton_values
+from ._plan import LEAF_SHARE, MARGINAL_SHARE
+from ._splits import candidates
+
+GRADIENT_CLIP = {"log_loss": 1.0, "squared_error": 1.0}
+HESSIAN_CLIP = {"log_loss": 0.25, "squared_error": 1.0}
+# scikit-learn's min_hessian_to_split
+MIN_HESSIAN = 1e-3
+# with noise, a leaf's Hessian is floored at this many noise standard
+# deviations, and its step |G / (H + l2)| bounded (raw score units; mapped
+# target units for the regressor)
+NOISE_FLOOR = 2.0
+STEP_BOUND = {"log_loss": 5.0, "squared_error": 2.0}
+# scikit-learn's defaults, replaced by the plan when epsilon is finite
+SKLEARN_DEFAULTS = dict(
+    max_iter=100,
+    max_depth=None,
+    max_leaf_nodes=31,
+    learning_rate=0.1,
+    max_bins=255,
+    max_features=1.0,
+)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The hyperparameters a noisy fit uses."""
+
+    max_iter: int
+    max_depth: int
+    learning_rate: float
+    max_bins: int
+    n_candidates: int
+
+
+def plan(n_rows, n_features, n_parties, epsilon, delta, trust):
+    """Boosting's hyperparameters from public quantities.
+
+    ``signal = n_rows * epsilon`` (divided by ``sqrt(n_parties)`` with local
+    noise, which is that much larger) sizes everything: more signal affords
+    deeper trees, more iterations and finer bins. With pure DP a level's
+    noise grows with its candidate features (L1 sensitivity), so each node
+    gets ``sqrt(n_features)`` random candidates; with ``delta > 0`` (L2)
+    all of them.
+    """
+    signal = n_rows * epsilon / (math.sqrt(n_parties) if trust == "local" else 1.0)
+    depth = int(np.clip(math.floor(math.log10(max(signal, 1.0))) - 1, 2, 5))
+    max_iter = int(np.clip(round(math.log2(max(signal, 2.0))) - 5, 5, 20))
+    learning_rate = min(0.5, 4.0 / max_iter)
+    max_bins = 32 if signal >= 1e4 else 16
+    if delta == 0:
+        n_candidates = max(1, math.ceil(math.sqrt(n_features)))
+    else:
+        n_candidates = n_features
+    return Plan(max_iter, depth, learning_rate, max_bins, n_candidates)
+
+
+def fit_hist_gradient_boosting_classifier(classifier, session, classes):
+    """Fit ``classifier`` (a ``HistGradientBoostingClassifier``) across parties.
+
+    Honoured: ``max_iter``, ``learning_rate``, ``max_depth``,
+    ``max_leaf_nodes`` (trees grow level by level, ``max_depth`` levels or,
+    without it, ``ceil(log2(max_leaf_nodes))``; at each level the splits of
+    largest gain go first until a tree has ``max_leaf_nodes`` leaves),
+    ``min_samples_leaf`` (on the Hessian: a child needs at least
+    ``min_samples_leaf`` times one row's Hessian at the baseline),
+    ``l2_regularization``, ``max_features`` (candidate features per node,
+    drawn from ``random_state``) and ``max_bins`` (at most ``FINE_BINS -
+    1``). ``early_stopping`` must be ``"auto"`` or False and is off either
+    way (it would score the parties' private rows). Rejected:
+    ``class_weight``, ``categorical_features`` (one-hot encode on public
+    levels), ``monotonic_cst``, ``interaction_cst``, ``warm_start``.
+    """
+    _check(classifier, ("log_loss",))
+    reject_unsupported(classifier, class_weight=lambda v: v is None)
+    classes = np.asarray(classes)
+    n_outputs = 1 if len(classes) == 2 else len(classes)
+    return _Booster(classifier, session, "log_loss", classes, n_outputs).fit()
+
+
+def fit_hist_gradient_boosting_regressor(regressor, session):
+    """Fit ``regressor`` (a ``HistGradientBoostingRegressor``) across parties.
+
+    As :func:`fit_hist_gradient_boosting_classifier`, with loss
+    ``squared_error`` only; the target is clipped to ``y_bounds``.
+    """
+    _check(regressor, ("squared_error",))
+    return _Booster(regressor, session, "squared_error", None, 1).fit()
+
+
+def _check(estimator, losses):
+    validate_estimator_params(estimator)
+    name = type(estimator).__name__
+    if estimator.loss not in losses:
+        raise ValueError(
+            f"{name}(loss={estimator.loss!r}) is not supported by its federated "
+            f"algorithm; supported: {', '.join(losses)}."
+        )
+    if estimator.early_stopping is True:
+        raise ValueError(
+            f"{name}(early_stopping=True) is not supported: early stopping "
+            "scores a validation split of the parties' private rows after every "
+            "iteration. Use early_stopping=False (or 'auto', which fedsk treats "
+            "as False) and choose max_iter."
+        )
+    categorical = estimator.categorical_features
+    if not (categorical is None or isinstance(categorical, str)):
+        raise ValueError(
+            f"{name}(categorical_features={estimator.categorical_features!r}) is "
+            "not supported: fedsk bins every feature on its public bounds. "
+            "One-hot encode categorical features with their public levels, or "
+            "pass categorical_features=None."
+        )
+    reject_unsupported(
+        estimator,
+        monotonic_cst=lambda v: v is None,
+        interaction_cst=lambda v: v is None,
+        warm_start=lambda v: not v,
+    )
+
+
+def _levels(max_depth, max_leaf_nodes):
+    """Levels of each tree: ``max_depth``, else enough for ``max_leaf_nodes``."""
+    if max_depth is not None:
+        return int(max_depth)
+    return max(1, math.ceil(math.log2(max_leaf_nodes)))
+
+
+class _Booster:
+    """One federated boosting fit."""
+
+    def __init__(self, estimator, session, loss, classes, n_outputs):
+        self.estimator = estimator
+        self.session = session
+        self.loss = loss
+        self.classes = classes
+        self.n_outputs = n_outputs
+        self.noisy = math.isfinite(session.epsilon)
+        self.clipping = tree_clipping(session)
+        clips = {}
+        if self.noisy:
+            clips = dict(
+                gradient_clip=GRADIENT_CLIP[loss], hessian_clip=HESSIAN_CLIP[loss]
+            )
+        self.clips = clips
+        self.rng = public_rng(estimator.random_state, session)
+
+    def _hyperparameters(self, n_rows):
+        """The estimator's values, with its scikit-learn defaults planned."""
+        est = self.estimator
+        d = self.session.n_features
+        given = {name: getattr(est, name) for name in SKLEARN_DEFAULTS}
+        planned = (
+            plan(
+                n_rows,
+                d,
+                self.session.federation.n_parties,
+                self.session.epsilon,
+                self.session.delta,
+                self.session.trust,
+            )
+            if self.noisy
+            else None
+        )
+
+        def pick(name, default_plan):
+            if planned is not None and given[name] == SKLEARN_DEFAULTS[name]:
+                return default_plan
+            return given[name]
+
+        depth_default = planned is not None and (
+            given["max_depth"] is None and given["max_leaf_nodes"] == 31
+        )
+        if depth_default:
+            n_levels, max_leaves = planned.max_depth, None
+        elif given["max_depth"] is None and given["max_leaf_nodes"] is None:
+            raise ValueError(
+                f"{type(est).__name__}(max_depth=None, max_leaf_nodes=None) grows "
+                "trees without bound, but every level of a tree is a release that "
+                "needs its share of the budget. Pass max_depth=... (or "
+                "max_leaf_nodes=...)."
+            )
+        else:
+            n_levels = _levels(given["max_depth"], given["max_leaf_nodes"])
+            max_leaves = given["max_leaf_nodes"]
+        max_features = given["max_features"]
+        if planned is not None and max_features == SKLEARN_DEFAULTS["max_features"]:
+            m = planned.n_candidates
+        else:
+            m = max(1, math.ceil(max_features * d))
+        return dict(
+            max_iter=pick("max_iter", planned and planned.max_iter),
+            learning_rate=pick("learning_rate", planned and planned.learning_rate),
+            max_bins=min(
+                int(pick("max_bins", planned and planned.max_bins)), FINE_BINS - 1
+            ),
+            n_levels=n_levels,
+            max_leaf_nodes=max_leaves,
+            n_candidates=m,
+        )
+
+    def _baseline(self, totals):
+        """Raw intercept-only prediction and each output's Hessian per row."""
+        if self.loss == "squared_error":
+            total, count = (float(t) for t in totals)
+            mean = total / max(count, 1.0)
+            if self.clipping.y_lower is not None:  # a mapped target
+                mean = float(np.clip(mean, -1.0, 1.0))
+            return np.array([mean]), np.ones(1)
+        counts = np.maximum(totals[0], 1.0)
+        eps = np.finfo(float).eps
+        prob = np.clip(counts / counts.sum(), eps, 1 - eps)
+        if self.n_outputs == 1:
+            p = prob[1]
+            return np.array([math.log(p / (1 - p))]), np.array([p * (1 - p)])
+        log = np.log(prob)
+        return log - log.mean(), prob * (1 - prob)
+
+    def fit(self):
+        est, session = self.estimator, self.session
+        first = TreeTarget(classes=self.classes)
+
+        def root(blocks, stds):
+            sizes = np.full(blocks[0].shape[0], blocks[0].shape[1])
+            criterion = "gini" if self.classes is not None else None
+            return candidates(blocks, stds, sizes, criterion=criterion)
+
+        marginal_share = MARGINAL_SHARE if self.noisy else 1.0
+        marginals = release_marginals(
+            session, marginal_share, self.clipping, first, root
+        )
+        hp = self._hyperparameters(marginals.n_rows)
+        bins = marginals.bins(hp["max_bins"])
+        baseline, h_ref = self._baseline(marginals.totals)
+        min_weight = max(est.min_samples_leaf * float(np.min(h_ref)), MIN_HESSIAN)
+        grower = LevelGrower(
+            bins,
+            self.rng,
+            n_candidates=hp["n_candidates"],
+            l2=est.l2_regularization,
+            min_weight=min_weight,
+            min_split_weight=2 * min_weight,
+            max_leaf_nodes=hp["max_leaf_nodes"],
+        )
+        per_iteration = (1.0 - MARGINAL_SHARE) / hp["max_iter"]
+        level_share = per_iteration * (1.0 - LEAF_SHARE) / hp["n_levels"]
+        ensemble, iterations = Ensemble(baseline), []
+        with session.progress(hp["max_iter"], "iterations") as bar:
+            for _ in range(hp["max_iter"]):
+                target = TreeTarget(
+                    classes=self.classes,
+                    loss=self.loss,
+                    ensemble=ensemble,
+                    **self.clips,
+                )
+                trees = [Tree(session.n_features, 2) for _ in range(self.n_outputs)]
+
+                def level(forest, nodes, features, lut, target=target):
+                    return session.release(
+                        "tree_histograms",
+                        level_share,
+                        clipping=self.clipping,
+                        forest=forest,
+                        nodes=nodes,
+                        features=features,
+                        edges=grid_edges()[1:-1],
+                        lut=lut,
+                        target=target,
+                    )
+
+                used = grower.grow(trees, hp["n_levels"], level)
+                leaf_share = per_iteration - used * level_share
+                values = self._leaf_values(
+                    trees, target, leaf_share, hp["learning_rate"]
+                )
+                iterations.append(list(zip(trees, values)))
+                ensemble = Ensemble(
+                    baseline,
+                    ensemble.trees
+                    + (tuple((t.structure(), v) for t, v in zip(trees, values)),),
+                )
+                bar.update(1)
+        return self._fitted(baseline, h_ref, iterations, bins)
+
+    def _leaf_values(self, trees, target, share, learning_rate):
+        """Release the leaves' sums, combine them, and every node's value."""
+        if self.noisy:
+            release = self.session.release(
+                "tree_leaves",
+                share,
+                clipping=self.clipping,
+                forest=tuple(t.structure() for t in trees),
+                target=target,
+            )
+            (sum_g, sum_h), (std_g, std_h) = release.blocks, release.noise_std
+            slot = 0
+            for tree in trees:
+                for node in tree.leaves:
+                    tree.update(node, [sum_g[slot], sum_h[slot]], [std_g**2, std_h**2])
+                    slot += 1
+        est = self.estimator
+        noisy = self.noisy
+        return [
+            newton_values(
+                tree,
+                learning_rate,
+                est.l2_regularization,
+                MIN_HESSIAN,
+                NOISE_FLOOR if noisy else 0.0,
+                STEP_BOUND[self.loss] if noisy else math.inf,
+            )
+            for tree in trees
+        ]
+
+    def _fitted(self, baseline, h_ref, iterations, bins):
+        """The scikit-learn estimator, in the features' and target's units."""
+        if self.loss == "squared_error":
+            scale = self.clipping.y_scale
+            baseline = self.clipping.y_center + scale * baseline
+            iterations = [[(t, v * scale) for t, v in trees] for trees in iterations]
+        return to_hist_gradient_boosting(
+            self.estimator,
+            iterations,
+            baseline=baseline,
+            bins=bins,
+            raw=raw_edges(self.clipping),
+            count_scale=1.0 / h_ref,
+            classes=self.classes,
+        )
