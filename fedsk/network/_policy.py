@@ -1,0 +1,244 @@
+"""What a party agent checks before it touches its rows.
+
+The coordinator is not trusted to calibrate the noise: the agent recomputes
+the calibration of every release from the statistic's own sensitivity (in
+the catalogue it runs), the request's clipping, epsilon and rho, and refuses
+a request whose encoding differs (a coordinator could otherwise ask for
+less noise). It refuses what its policy does not allow: a noise-free
+release unless it was started with ``--epsilon inf``, a trust mode it does
+not accept, clipping wider than its bounds policy, a secure sum that would
+be unmasked with fewer noise shares than the release was calibrated for,
+and seeded noise (simulation only).
+"""
+
+import math
+
+import numpy as np
+
+from .._federation import DISTRIBUTED, TRUST_MODELS
+from .._party import PartyTask
+from .._statistics import STATISTICS
+from ..privacy import GridEncoding, ReleaseEvent, zcdp_epsilon
+
+KINDS = ("describe", "release", "contribute", "protocol", "ledger", "check")
+PROTOCOLS = {"secure": "masking", "peer_to_peer": "sharing"}
+STEPS = {"masking": ("keys", "share", "reveal"), "sharing": ("keys", "partial")}
+_GUARANTEE = ("epsilon", "delta", "rho", "trust", "group_size", "estimator")
+
+
+class Refusal(ValueError):
+    """A request the party's policy does not allow (nothing was computed)."""
+
+
+class Policy:
+    """A party agent's rules.
+
+    Parameters
+    ----------
+    trust : tuple of str
+        Trust modes it accepts. ``"central"`` hands the exact clipped
+        statistic to the coordinator, who adds the noise.
+    allow_inf : bool
+        Answer noise-free (epsilon = inf) requests: only when the party was
+        started with ``--epsilon inf``.
+    bounds : tuple of ndarray or None
+        ``(lower, upper)`` per feature: the widest clipping region it
+        accepts. None: any.
+    """
+
+    def __init__(
+        self, trust=("local", "secure", "peer_to_peer"), allow_inf=False, bounds=None
+    ):
+        unknown = set(trust) - set(TRUST_MODELS)
+        if unknown:
+            raise ValueError(
+                f"trust modes must be among {TRUST_MODELS}; got {sorted(unknown)}."
+            )
+        self.trust = tuple(trust)
+        self.allow_inf = allow_inf
+        self.bounds = bounds
+
+
+def check_guarantee(guarantee):
+    """Validate the guarantee a coordinator attached to a request."""
+    if not isinstance(guarantee, dict) or set(guarantee) != set(_GUARANTEE):
+        raise Refusal(f"a release request must state its guarantee {_GUARANTEE}")
+    epsilon, delta, rho = guarantee["epsilon"], guarantee["delta"], guarantee["rho"]
+    if not isinstance(epsilon, int | float) or not epsilon > 0:
+        raise Refusal(f"epsilon must be a positive number; got {epsilon!r}")
+    if not isinstance(delta, int | float) or not 0 <= delta < 1:
+        raise Refusal(f"delta must be in [0, 1); got {delta!r}")
+    if rho is not None:
+        if not isinstance(rho, int | float) or not rho > 0 or delta <= 0:
+            raise Refusal("rho must be positive, with a positive delta")
+        if not math.isclose(zcdp_epsilon(rho, delta), epsilon, rel_tol=1e-9):
+            raise Refusal("epsilon does not match rho and delta")
+    if guarantee["trust"] not in TRUST_MODELS:
+        raise Refusal(f"unknown trust mode {guarantee['trust']!r}")
+    k = guarantee["group_size"]
+    if not isinstance(k, int) or k < 1:
+        raise Refusal("group_size must be a positive integer")
+    if not isinstance(guarantee["estimator"], str):
+        raise Refusal("estimator must be a name")
+    return guarantee
+
+
+def expected_encoding(task, guarantee, n_features):
+    """The calibration this party computes for ``task`` itself (None at inf)."""
+    if math.isinf(guarantee["epsilon"]):
+        return None
+    statistic = STATISTICS[task.statistic]
+    k = guarantee["group_size"]
+    try:
+        shapes = statistic.shapes(n_features, **task.params)
+        sensitivities = statistic.sensitivity(task.clipping, n_features, **task.params)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise Refusal(
+            f"parameters of {task.statistic!r} do not fit it ({type(exc).__name__})"
+        ) from None
+    return GridEncoding.calibrate(
+        shapes,
+        [(k * l1, k * l2) for l1, l2 in sensitivities],
+        epsilon=guarantee["epsilon"],
+        rho=guarantee["rho"],
+    )
+
+
+def check_task(request, guarantee, policy, n_features):
+    """Refuse a release or contribution the party's policy does not allow.
+
+    Returns
+    -------
+    encoding : GridEncoding or None
+        The party's own calibration (None: noise-free).
+    """
+    task = request.task
+    if not isinstance(task, PartyTask) or not isinstance(task.release_id, str):
+        raise Refusal("the request carries no task")
+    if task.statistic not in STATISTICS:
+        raise Refusal(f"unknown statistic kind {task.statistic!r}")
+    if not isinstance(task.params, dict):
+        raise Refusal("statistic parameters must be a mapping")
+    if task.seed is not None:
+        raise Refusal("seeded noise is for simulation only: the party draws its own")
+    trust = guarantee["trust"]
+    if trust not in policy.trust and not (
+        math.isinf(guarantee["epsilon"]) and policy.allow_inf
+    ):
+        raise Refusal(
+            f"trust={trust!r} is not accepted (this party accepts {list(policy.trust)})"
+        )
+    if task.delta != guarantee["delta"]:
+        raise Refusal("the task's delta differs from its guarantee")
+    _check_bounds(task.clipping, policy.bounds, n_features)
+    encoding = expected_encoding(task, guarantee, n_features)
+    if encoding is None:
+        if not policy.allow_inf:
+            raise Refusal(
+                "a noise-free (epsilon=inf) request: this party answers those only "
+                "when started with --epsilon inf"
+            )
+        if task.encoding is not None:
+            raise Refusal("a noise-free request must not carry an encoding")
+        return None
+    if trust == "central":
+        if task.encoding is not None:
+            raise Refusal("under central trust the coordinator adds the noise")
+    elif task.encoding != encoding:
+        raise Refusal(
+            "its noise calibration does not match the one this party computes from "
+            "the statistic's sensitivity, the clipping, epsilon and rho"
+        )
+    distributed = trust in DISTRIBUTED
+    if request.kind == "release" and (distributed or task.n_shares != 1):
+        raise Refusal(
+            f"under trust={trust!r} the statistic is only contributed to a secure sum"
+        )
+    if request.kind == "contribute":
+        if not distributed or request.protocol != PROTOCOLS[trust]:
+            raise Refusal(f"trust={trust!r} does not use protocol {request.protocol!r}")
+        if not isinstance(task.n_shares, int) or task.n_shares < 1:
+            raise Refusal("n_shares must be a positive integer")
+        members = _message(request).get(
+            "members" if request.protocol == "masking" else "roster", ()
+        )
+        if len(members) < task.n_shares:
+            raise Refusal(
+                f"the sum would hold {len(members)} noise shares, fewer than the "
+                f"{task.n_shares} the release is calibrated for"
+            )
+    if guarantee["group_size"] > 1 and (
+        task.max_rows is None or task.max_rows > guarantee["group_size"]
+    ):
+        raise Refusal("party-level privacy needs max_rows at most the group size")
+    return encoding
+
+
+def check_step(request, guarantee):
+    """Refuse a protocol step that would unmask too few noise shares."""
+    task = request.task
+    if not isinstance(task, PartyTask):
+        raise Refusal("the request carries no task")
+    trust = guarantee["trust"]
+    if PROTOCOLS.get(trust) != request.protocol:
+        raise Refusal(f"trust={trust!r} does not use protocol {request.protocol!r}")
+    if request.step not in STEPS[request.protocol]:
+        raise Refusal(f"unknown step {request.step!r} of {request.protocol!r}")
+    message = _message(request)
+    if request.step == "reveal":
+        alive = message.get("alive", ())
+        if len(alive) < task.n_shares:
+            raise Refusal(
+                f"unmasking a sum of {len(alive)} noise shares, fewer than the "
+                f"{task.n_shares} the release is calibrated for"
+            )
+    if request.step == "partial":
+        alive = len(message.get("roster", {})) - len(message.get("dropped", ()))
+        if alive < task.n_shares:
+            raise Refusal(
+                f"a partial sum of {alive} noise shares, fewer than the "
+                f"{task.n_shares} the release is calibrated for"
+            )
+
+
+def release_event(name, task, guarantee, encoding):
+    """The event this party charges for a release."""
+    k = guarantee["group_size"]
+    return ReleaseEvent(
+        party=name,
+        estimator=guarantee["estimator"],
+        statistic=task.statistic,
+        mechanism="none" if encoding is None else encoding.mechanism,
+        epsilon=float(guarantee["epsilon"]),
+        delta=float(guarantee["delta"]),
+        rho=guarantee["rho"],
+        sensitivity=0.0 if encoding is None else encoding.sensitivity,
+        noise_scale=0.0 if encoding is None else encoding.noise_scale,
+        trust=guarantee["trust"],
+        unit="record" if k == 1 else f"party's rows (up to {k} records)",
+        note="charged by the party agent",
+    )
+
+
+def _message(request):
+    message = request.message or {}
+    if not isinstance(message, dict):
+        raise Refusal("a protocol message must be a mapping")
+    return message
+
+
+def _check_bounds(clipping, bounds, n_features):
+    if bounds is None:
+        return
+    lower, upper = bounds
+    if clipping is None or clipping.lower is None:
+        raise Refusal(
+            "this party's bounds policy needs per-feature bounds in every request"
+        )
+    ok = (
+        np.shape(clipping.lower) == (n_features,)
+        and np.all(np.asarray(clipping.lower) >= lower)
+        and np.all(np.asarray(clipping.upper) <= upper)
+    )
+    if not ok:
+        raise Refusal("the clipping bounds are wider than this party's bounds policy")
