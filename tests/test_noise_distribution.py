@@ -32,6 +32,7 @@ from fedsk.privacy import (
     budget_share,
     discrete_gaussian,
     discrete_laplace,
+    noise_generator,
 )
 
 REAL_NOISE = GridEncoding.noise
@@ -195,10 +196,12 @@ SMALL = [("discrete_laplace", 0.2), ("discrete_gaussian", 0.4)]
 @pytest.mark.parametrize(("mechanism", "scale"), SMALL)
 def test_small_scale_samplers_fit_their_pmf(mechanism, scale):
     # scale 0.2 / sigma 0.4: nearly all mass on 0 and +-1, where the
-    # geometric sampler (p near 1) and the rejection step (t = 1) are at
-    # their edge cases. 10^5 samples, exact pmf, p > 1e-3.
+    # exact samplers are at their edge cases (a rational scale t / 2^k with
+    # k = 42, so floor(X / s) is 0 most of the time; the Gaussian's proposal
+    # scale t = 1). 10^5 samples from a party's noise source, exact pmf,
+    # p > 1e-3.
     sampler = discrete_laplace if mechanism == "discrete_laplace" else discrete_gaussian
-    samples = sampler(scale, N_VALUES, np.random.default_rng(21))
+    samples = sampler(scale, N_VALUES, noise_generator(bytes([21]) * 32))
     assert _exact_pvalue(samples, *_pmf(mechanism, scale)) > 1e-3
 
 
@@ -206,5 +209,5 @@ def test_small_scale_samplers_fit_their_pmf(mechanism, scale):
 @pytest.mark.parametrize(("mechanism", "scale"), SMALL)
 def test_small_scale_check_rejects_a_wrong_scale(mechanism, scale, factor):
     sampler = discrete_laplace if mechanism == "discrete_laplace" else discrete_gaussian
-    samples = sampler(factor * scale, N_VALUES, np.random.default_rng(22))
+    samples = sampler(factor * scale, N_VALUES, noise_generator(bytes([22]) * 32))
     assert _exact_pvalue(samples, *_pmf(mechanism, scale)) < 1e-6
