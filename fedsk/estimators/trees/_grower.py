@@ -173,6 +173,9 @@ class LevelGrower:
         Public randomness: candidate features, random cuts.
     n_candidates : int
         Candidate features per node (all when equal to n_features).
+    feature_weights : ndarray of shape (n_features,) or None
+        Chance of each feature to be drawn as a candidate (None: uniform,
+        as scikit-learn's ``max_features``).
     splitter : {"best", "random"}
         ``"random"``: each candidate feature offers one random valid cut, as
         scikit-learn's ``ExtraTree*``.
@@ -197,6 +200,7 @@ class LevelGrower:
         rng,
         *,
         n_candidates,
+        feature_weights=None,
         splitter="best",
         criterion=None,
         l2=0.0,
@@ -210,6 +214,7 @@ class LevelGrower:
         self.lut = bins.lut()
         self.rng = rng
         self.n_candidates = n_candidates
+        self.feature_weights = feature_weights
         self.splitter = splitter
         self.criterion = criterion
         self.l2 = l2
@@ -258,7 +263,8 @@ class LevelGrower:
         if self.n_candidates >= d:
             return np.tile(np.arange(d, dtype=np.intp), (n_nodes, 1))
         drawn = [
-            self.rng.choice(d, self.n_candidates, replace=False) for _ in range(n_nodes)
+            self.rng.choice(d, self.n_candidates, replace=False, p=self.feature_weights)
+            for _ in range(n_nodes)
         ]
         return np.sort(np.array(drawn, dtype=np.intp), axis=1)
 
