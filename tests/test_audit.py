@@ -69,8 +69,7 @@ from sklearn.preprocessing import StandardScaler
 import fedsk.privacy.audit
 from fedsk import FederatedEstimator, Federation, Party
 from fedsk._federation import Request
-from fedsk._statistics._boosting import Ensemble
-from fedsk._statistics._trees import TreeStructure
+from fedsk._statistics._trees import Ensemble, TreeStructure, TreeTarget
 from fedsk.privacy import (
     AuditResult,
     Clipping,
@@ -84,7 +83,6 @@ from fedsk.privacy import (
     orthant_reduction,
     projection_reduction,
 )
-from fedsk.utils._sklearn_compat import tree_node_records
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL_NOISE = GridEncoding.noise
@@ -284,33 +282,13 @@ def _stump():
     )
 
 
-def _growing_root():
-    """A boosting tree being grown: one leaf (its root), valued by its node id."""
-    one = np.ones(1)
-    return tree_node_records(
-        value=np.zeros(1),
-        feature=np.zeros(1, dtype=int),
-        threshold=np.zeros(1),
-        bin_threshold=np.zeros(1, dtype=np.uint8),
-        left=np.zeros(1, dtype=int),
-        right=np.zeros(1, dtype=int),
-        is_leaf=one.astype(bool),
-        missing_go_to_left=np.zeros(1, dtype=bool),
-        count=np.zeros(1, dtype=int),
-        gain=np.zeros(1),
-        depth=np.zeros(1, dtype=int),
-    )
-
-
-def _boosting(**params):
-    return {
-        "ensemble": Ensemble(np.zeros(1)),
-        "growing": (_growing_root(),),
-        "nodes": (np.array([0]),),
-        "loss": "squared_error",
-        "gradient_clip": 1.0,
-        **params,
-    }
+# 4 fine bins of one feature, each its own bin
+FINE = {
+    "edges": np.array([-0.5, 0.0, 0.5]),
+    "lut": np.arange(4, dtype=np.uint8)[None, :],
+}
+# gradients of the squared error at a zero ensemble
+GRADIENTS = TreeTarget(None, "squared_error", Ensemble(np.zeros(1)), 1.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -379,13 +357,20 @@ CASES = [
     Case(
         "tree_leaves_classifier",
         "tree_leaves",
-        {"forest": (_stump(),), "classes": LABELS},
+        {"forest": (_stump(),), "target": TreeTarget(classes=LABELS)},
         1.0,
         1,
         1,
         True,
     ),
-    Case("tree_leaves_regressor", "tree_leaves", {"forest": (_stump(),)}, 1.0, 1.0, 2),
+    Case(
+        "tree_leaves_regressor",
+        "tree_leaves",
+        {"forest": (_stump(),), "target": TreeTarget()},
+        1.0,
+        1.0,
+        2,
+    ),
     Case(
         "tree_histograms",
         "tree_histograms",
@@ -393,8 +378,8 @@ CASES = [
             "forest": (_stump(),),
             "nodes": (np.array([1, 2]),),
             "features": np.array([[0], [0]]),
-            "edges": np.array([-0.5, 0.0, 0.5]),
-            "classes": LABELS,
+            "target": TreeTarget(classes=LABELS),
+            **FINE,
         },
         1.0,
         1,
@@ -402,24 +387,27 @@ CASES = [
         True,
     ),
     Case(
-        "boosting_baseline",
-        "boosting_baseline",
-        {"loss": "log_loss", "classes": LABELS},
-        1.0,
-        1,
-        1,
-        True,
-    ),
-    Case(
-        "boosting_histograms",
-        "boosting_histograms",
-        # 4 bins of one feature, each one fine bin
-        _boosting(n_bins=4, lut=np.arange(4, dtype=np.uint8)[None, :]),
+        "tree_histograms_gradients",
+        "tree_histograms",
+        {
+            "forest": (TreeStructure.leaf(),),
+            "nodes": (np.array([0]),),
+            "features": np.array([[0]]),
+            "target": GRADIENTS,
+            **FINE,
+        },
         1.0,
         -1.0,
         2,
     ),
-    Case("boosting_leaves", "boosting_leaves", _boosting(), 1.0, -1.0, 2),
+    Case(
+        "tree_leaves_gradients",
+        "tree_leaves",
+        {"forest": (TreeStructure.leaf(),), "target": GRADIENTS},
+        1.0,
+        -1.0,
+        2,
+    ),
 ]
 CASE_IDS = [c.name for c in CASES]
 GAUSSIAN_CASES = [
