@@ -10,8 +10,8 @@ Two parts, written to the ``bench_secure`` section of
 
 1. Overhead. The synthetic set (150,000 training rows x 20 features) is
    split over 10 and over 100 parties (a ``Federation`` built beforehand).
-   For every trust model (``central``, ``local``, ``secure`` with masking,
-   ``peer_to_peer``, ``secure`` with Paillier) it times one
+   For every trust model (``central``, ``local``, ``secure``,
+   ``peer_to_peer``) it times one
    ``Federation.release`` of ``linear_moments`` (the 20 x 20 statistic:
    upper triangle of X^T X, 210 values, plus X^T y, the sums of X and y and
    the count, 252 coordinates) and one ``FederatedEstimator(Ridge())`` fit,
@@ -19,10 +19,7 @@ Two parts, written to the ``bench_secure`` section of
    warm-up, configurations interleaved so that load from other processes
    hits all of them alike), as a ratio to ``central`` in the same run. The
    bytes each party sends and receives per release are counted from
-   ``Federation.last_transcript_`` (see ``payload_bytes``). Paillier
-   encrypts every coordinate under a 2048-bit key (~15 ms each), so it runs
-   once, at 10 parties only; its 100-party cost is extrapolated (each party
-   encrypts its own vector, so the simulated total grows linearly).
+   ``Federation.last_transcript_`` (see ``payload_bytes``).
 2. Utility. Test accuracy of ``FederatedEstimator(LogisticRegression())``
    and ``FederatedEstimator(GaussianNB())`` for each trust model at
    epsilon 0.1, 0.3 and 1 (``delta=0``), 10 parties, on the synthetic set.
@@ -51,22 +48,15 @@ from fedsk._federation import Request
 from fedsk._statistics import STATISTICS
 from fedsk.privacy import Clipping, budget_share
 
-try:
-    import phe
-except ImportError:  # the paillier extra is not installed
-    phe = None
-
 EPSILON = 1.0
 EPSILONS = (0.1, 0.3, 1.0)
-KEY_BITS = 2048  # fedsk._aggregation._paillier.KEY_BITS
 Y_BOUNDS = (0.0, 1.0)  # the synthetic target is a 0/1 label
-# (label, trust, secure_protocol)
+# (label, trust)
 MODES = [
-    ("central", "central", "masking"),
-    ("local", "local", "masking"),
-    ("secure (masking)", "secure", "masking"),
-    ("peer_to_peer", "peer_to_peer", "masking"),
-    ("secure (Paillier)", "secure", "paillier"),
+    ("central", "central"),
+    ("local", "local"),
+    ("secure (masking)", "secure"),
+    ("peer_to_peer", "peer_to_peer"),
 ]
 TRUSTS = ("central", "local", "secure", "peer_to_peer")
 TARGET = 2.0  # masking must add less than 2x to a 10-party ridge fit
@@ -90,8 +80,7 @@ def payload_bytes(payload):
     numpy arrays: ``nbytes``; bytes: their length; Python integers (Shamir
     shares, roster indices): their minimal big-endian length; strings (party
     names): UTF-8 length; containers: the sum of their items (keys
-    included); Paillier ciphertexts: ``2 * KEY_BITS / 8`` (an element of
-    Z / n^2); a Paillier public key: ``KEY_BITS / 8`` (its modulus n).
+    included).
     """
     if isinstance(payload, np.ndarray):
         return payload.nbytes
@@ -109,10 +98,6 @@ def payload_bytes(payload):
         return sum(payload_bytes(v) for v in payload)
     if payload is None:
         return 0
-    if phe is not None and isinstance(payload, phe.EncryptedNumber):
-        return 2 * KEY_BITS // 8
-    if phe is not None and isinstance(payload, phe.PaillierPublicKey):
-        return KEY_BITS // 8
     raise TypeError(f"no wire size for {type(payload).__name__}")
 
 
@@ -146,7 +131,7 @@ def traffic(federation, trust, n_coords):
 # -- overhead ---------------------------------------------------------------------
 
 
-def federation_of(split, n_parties, n_features, protocol):
+def federation_of(split, n_parties, n_features):
     """The training rows dealt over ``n_parties`` parties (row i to i % n)."""
     X = split.X_train[:, :n_features]
     y = split.y_train.astype(float)
@@ -154,7 +139,6 @@ def federation_of(split, n_parties, n_features, protocol):
     return Federation(
         [Party(f"p{p}", X[labels == p], y[labels == p]) for p in range(n_parties)],
         n_jobs=1,
-        secure_protocol=protocol,
     )
 
 
@@ -199,10 +183,8 @@ def bench_overhead(split, party_counts, n_features, repeat):
     for n_parties in party_counts:
         print(f"overhead, {n_parties} parties", flush=True)
         runs = {}
-        for label, trust, protocol in MODES:
-            if protocol == "paillier" and (phe is None or n_parties > 10):
-                continue
-            federation = federation_of(split, n_parties, n_features, protocol)
+        for label, trust in MODES:
+            federation = federation_of(split, n_parties, n_features)
             request = release_request(split, n_features, trust)
             model = ridge(split, n_features, trust)
             seeds = np.random.SeedSequence(0)
@@ -217,8 +199,6 @@ def bench_overhead(split, party_counts, n_features, repeat):
         times = {label: {"release": [], "fit": []} for label in runs}
         for round_ in range(repeat + 1):  # round 0 is the warm-up
             for label, (_, _, release, fit) in runs.items():
-                if "Paillier" in label and round_ != 1:
-                    continue  # once: ~15 ms per coordinate and party
                 t_release, t_fit = timed(release), timed(fit)
                 if round_ > 0:
                     times[label]["release"].append(t_release)
@@ -236,17 +216,6 @@ def bench_overhead(split, party_counts, n_features, repeat):
             }
             print(f"  {label:<20} {results[n_parties, label]}", flush=True)
     return n_coords, results
-
-
-def paillier_per_party(n_coords, repeat=1):
-    """Seconds for one party to encrypt ``n_coords`` values (2048-bit key)."""
-    if phe is None:
-        return None
-    public, _ = phe.generate_paillier_keypair(n_length=KEY_BITS)
-    values = np.random.default_rng(0).integers(-(2**40), 2**40, n_coords)
-    return min(
-        timed(lambda: [public.encrypt(int(v)) for v in values]) for _ in range(repeat)
-    )
 
 
 # -- utility ----------------------------------------------------------------------
@@ -291,7 +260,7 @@ def _kib(n_bytes):
     return f"{n_bytes / 1024:,.1f}"
 
 
-def render(args, command, overhead, per_party, utility, shape, elapsed, repeat):
+def render(args, command, overhead, utility, shape, elapsed, repeat):
     start, end = markers("bench_secure")
     n_coords, rows = overhead
     seeds = 1 if args.quick else args.seeds
@@ -314,11 +283,11 @@ def render(args, command, overhead, per_party, utility, shape, elapsed, repeat):
         f"{shape[1]} X^T X plus X^T y, the sums of X and y and the count) at "
         f"epsilon={EPSILON:g}, delta=0. Fit: `FederatedEstimator(Ridge())` on "
         f"the same federation (that release plus a solve). Best of {repeat} "
-        "after a warm-up, configurations interleaved; Paillier: one run. "
+        "after a warm-up, configurations interleaved. "
         "Ratios to `central` in the same run. Bytes: mean per party per "
         "release, counted from `Federation.last_transcript_` (arrays: "
         "`nbytes`; keys and ciphertexts: their length; Shamir shares: 66 "
-        f"bytes; Paillier ciphertexts: {2 * KEY_BITS // 8} bytes); messages "
+        "bytes); messages "
         "published to everyone count as received by every party. Central and "
         "local keep no transcript: a party sends its 8-byte-a-coordinate "
         "statistic. The simulation runs all parties' cryptography in one "
@@ -331,7 +300,7 @@ def render(args, command, overhead, per_party, utility, shape, elapsed, repeat):
     ]
     for n in party_counts:
         central = rows[n, "central"]
-        for label, _, _ in MODES:
+        for label, _ in MODES:
             row = rows.get((n, label))
             if row is None:
                 continue
@@ -350,23 +319,6 @@ def render(args, command, overhead, per_party, utility, shape, elapsed, repeat):
             f"Target: masking adds less than {TARGET:g}x to a 10-party ridge fit. "
             f"Measured {ratio:.2f}x: the target {verdict}.",
         ]
-    if per_party is not None:
-        paillier = rows.get((10, "secure (Paillier)"))
-        lines += [
-            "",
-            f"Paillier is capped at 10 parties: one party encrypting its "
-            f"{n_coords} coordinates under a {KEY_BITS}-bit key takes "
-            f"{per_party:.2f} s, against microseconds for masking, and the "
-            "simulation runs the parties one after the other.",
-        ]
-        if paillier is not None and 100 in party_counts:
-            lines.append(
-                "At 100 parties (not run) the simulated release would take "
-                f"about {10 * paillier['release']:.0f} s (10x the 10-party "
-                "release), each party still "
-                f"{per_party:.2f} s and "
-                f"{_kib(paillier['sent'])} KiB sent."
-            )
     lines += [
         "",
         "### Accuracy by trust model",
@@ -399,14 +351,12 @@ def main(argv=None):
     repeat = 1 if args.quick else args.repeat
     split = synthetic(0, sample=sample)
     overhead = bench_overhead(split, party_counts, n_features, repeat)
-    per_party = paillier_per_party(overhead[0])
     utility = bench_utility(1 if args.quick else args.seeds, sample)
     shape = (split.X_train.shape[0], n_features)
     section = render(
         args,
         command,
         overhead,
-        per_party,
         utility,
         shape,
         time.perf_counter() - started,

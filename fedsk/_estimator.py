@@ -18,6 +18,7 @@ from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._federation import TRUST_MODELS, Federation
+from ._warnings import warn_if_clipping_changes_most_rows, warn_if_pooled_steps_before
 from .estimators import STRATEGIES, FitSession, get_algorithm, private_bounds
 from .privacy import (
     BudgetLedger,
@@ -87,9 +88,10 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
         Public range of a regression target. Required for regressors when
         ``epsilon`` is finite.
     classes : array-like, default=None
-        The public class labels of a classifier. ``None`` reads them from the
-        parties' labels, with a :class:`~fedsk.privacy.PrivacyWarning` when
-        ``epsilon`` is finite.
+        The public class labels of a classifier; required, except for a
+        noise-free fit (``epsilon=inf``) on pooled rows, which takes them
+        from ``y``. Nothing about the parties' labels is read: a row whose
+        label is not in ``classes`` is dropped on its party's side.
     trust : {"central", "local", "secure", "peer_to_peer"}, default="central"
         ``"central"``: parties send exact clipped statistics to a trusted
         aggregator that adds the noise once. ``"local"``: each party adds
@@ -276,6 +278,8 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
         """
         algorithm = get_algorithm(self.estimator)
         validate_estimator_params(self.estimator)
+        finite = math.isfinite(self.epsilon)
+        pooled_y = None
         if isinstance(X, Federation):
             if y is not None or parties is not None:
                 raise ValueError(
@@ -283,22 +287,31 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
                     "hold their own targets."
                 )
             federation = X
+            accountant = self.accountant
         else:
             if algorithm.needs_y != "none" and y is None:
                 raise ValueError(
                     f"{type(self.estimator).__name__} requires y to be passed, "
                     "but the target y is None."
                 )
+            warn_if_pooled_steps_before(self)
             federation = Federation.from_labels(
                 X, y, parties, accountant=self.accountant, n_jobs=self.n_jobs
             )
-        finite = math.isfinite(self.epsilon)
+            accountant = None  # the parties' ledgers are the accountant's
+            pooled_y = None if y is None else np.ravel(np.asarray(y))
+            if finite and self.delta * _num_rows(X) >= 1:
+                raise ValueError(
+                    f"delta={self.delta!r} is not below 1 / the number of rows "
+                    f"({_num_rows(X)}): a release could expose a whole record. "
+                    "Use a smaller delta (below 1 / n_samples)."
+                )
         if algorithm.needs_y != "none":
             federation.require_targets(numeric=algorithm.needs_y == "bounded")
+        clipping = self._clipping(federation.n_features_in_, algorithm, finite)
         classes = None
         if algorithm.needs_y == "labels":
-            classes = self._public_classes(federation, finite)
-        clipping = self._clipping(federation.n_features_in_, algorithm, finite)
+            classes = self._public_classes(pooled_y, finite)
 
         fit_ledger = BudgetLedger(
             type(self.estimator).__name__,
@@ -312,14 +325,26 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
             delta=self.delta,
             clipping=clipping,
             trust=self.trust,
-            seed_sequence=noise_seed_sequence(self.random_state) if finite else None,
+            seed_sequence=(
+                noise_seed_sequence(self.random_state)
+                if finite and self.random_state is not None
+                else None  # each party draws from its own secret
+            ),
             fit_ledger=fit_ledger,
+            accountant=accountant,
             strategy=self.strategy,
             max_rounds=self.max_rounds,
             verbose=self.verbose,
             group_size=self._group_size(finite),
         )
+        session.check_budget()
         ledgers = [p.ledger for p in federation.parties]
+        if not finite and (
+            clipping.lower is not None
+            or clipping.data_norm is not None
+            or clipping.y_lower is not None
+        ):
+            warn_if_clipping_changes_most_rows(session)
         private_y = self.y_bounds == "private" and algorithm.needs_y == "bounded"
         if finite and (self.bounds == "private" or private_y):
             session = self._with_private_bounds(session, algorithm)
@@ -356,38 +381,37 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
             )
         return self.max_party_rows
 
-    def _public_classes(self, federation, finite):
-        label_sets = federation.label_sets()
-        if self.classes is not None:
-            classes = np.unique(np.asarray(self.classes))
-            for name, labels in label_sets.items():
-                unknown = np.setdiff1d(labels, classes)
-                if unknown.size:
-                    raise ValueError(
-                        f"Party {name!r} has labels that are not in classes; add "
-                        "them to classes= or drop those rows."
-                    )
+    def _public_classes(self, pooled_y, finite):
+        """The public label set: ``classes=``, or (noise-free fits on pooled
+        rows only) the labels of ``y``, which the caller holds.
+
+        Nothing about the parties' labels is read: a label outside
+        ``classes`` is dropped on the party's side.
+        """
+        if self.classes is None:
+            if finite or pooled_y is None:
+                raise ValueError(
+                    "classes is required: pass classes=[...] with the public label "
+                    "set. fedsk reads no label from the parties' rows (it would "
+                    "reveal which labels they hold); only a noise-free fit "
+                    "(epsilon=inf) on pooled rows takes them from y. Nothing was "
+                    "released or charged."
+                )
+            classes = np.unique(pooled_y)
         else:
-            classes = np.unique(np.concatenate(list(label_sets.values())))
-            if type_of_target(classes) == "continuous":
+            classes = np.unique(np.asarray(self.classes))
+            if pooled_y is not None and not np.isin(pooled_y, classes).all():
+                warnings.warn(
+                    "y has labels that are not in classes; those rows are "
+                    "dropped on the parties' side.",
+                    PrivacyWarning,
+                    stacklevel=3,
+                )
+        for labels in (classes, pooled_y):
+            if labels is not None and type_of_target(labels) == "continuous":
                 raise ValueError(
                     "Unknown label type: continuous. A classifier needs discrete "
                     "class labels."
-                )
-            for name, labels in label_sets.items():
-                if labels.size != classes.size:
-                    raise ValueError(
-                        f"Party {name!r} does not have rows of every class "
-                        f"({labels.size} of {classes.size}). Declare the public "
-                        "label set with classes=[...] to fit anyway."
-                    )
-            if finite:
-                warnings.warn(
-                    "The classes were read from the parties' labels; declare the "
-                    "public label set with classes=[...] so nothing about them "
-                    "is learnt from private rows.",
-                    PrivacyWarning,
-                    stacklevel=3,
                 )
         if classes.size < 2:
             raise ValueError(
@@ -549,3 +573,7 @@ def _checked_bounds(name, bounds, n_features):
     if np.any(lower >= upper):
         raise ValueError(f"{name}: every lower bound must be below its upper bound.")
     return lower.astype(float), upper.astype(float)
+
+
+def _num_rows(X):
+    return X.shape[0] if hasattr(X, "shape") else len(X)

@@ -17,10 +17,10 @@ from sklearn.utils.parallel import Parallel, delayed
 from tqdm.auto import tqdm
 
 from ._aggregation import (
+    SecureAggregationAbort,
     Transcript,
-    masked_sum,
-    paillier_sum,
-    shared_sum,
+    run_masking,
+    run_sharing,
     sum_blocks,
     sum_encoded,
 )
@@ -28,9 +28,10 @@ from ._party import (
     Party,
     PartyError,
     PartyFailure,
-    named_describe,
-    named_party_release,
-    party_releases,
+    PartyRequest,
+    PartyTask,
+    named_answer,
+    named_answers,
 )
 from ._statistics import STATISTICS
 from .privacy import (
@@ -38,6 +39,9 @@ from .privacy import (
     PrivacyReport,
     ReleaseEvent,
     charge,
+    check_affordable,
+    new_release_id,
+    new_secret,
     noise_generator,
     refund,
     spawn_seeds,
@@ -47,7 +51,6 @@ TRUST_MODELS = ("central", "local", "secure", "peer_to_peer")
 # Trust models in which every party adds a share of the noise and the shares
 # are summed by a protocol that reveals only the total.
 DISTRIBUTED = ("secure", "peer_to_peer")
-SECURE_PROTOCOLS = ("masking", "paillier")
 # Most joblib tasks one release creates; more parties share tasks.
 MAX_TASKS = 64
 
@@ -117,23 +120,24 @@ class Federation:
         with ``joblib.parallel_config`` (loky, threading, dask, ray, ...).
     min_parties : int, default=None
         The fewest parties a release needs. A party that fails, times out or
-        returns a malformed statistic is left out of that release (its
-        charge is taken back, and the report names it) as long as at least
-        ``min_parties`` remain; below, nothing is released and the fit fails
-        with an error naming the missing parties. ``None``: every party. With
-        ``trust="secure"`` it is also the Shamir threshold of the masks
-        (never below a majority).
+        returns a malformed statistic is left out of that release (the
+        report names it) as long as at least ``min_parties`` remain; below,
+        nothing is released and the fit fails with an error naming the
+        missing parties. A party left out is not charged, unless its failure
+        came from computing on its rows (whether that happens depends on
+        them, so it stays charged). ``None``: every party. With
+        ``trust="secure"`` or ``"peer_to_peer"`` the threshold is never
+        below a majority; it is the Shamir threshold of the masks, and
+        every party's noise share is calibrated so that that many shares
+        carry the whole guarantee (more survivors add more noise).
     timeout : float, default=None
         Seconds a round waits for the parties (joblib's per-task timeout;
         needs ``n_jobs`` other than 1). Parties that have not answered are
         left out as above.
     retries : int, default=0
         Times a failed party is asked again within one release. A retry
-        gets the same noise seed, so it returns the same noisy value: noise
-        is never redrawn for free.
-    secure_protocol : {"masking", "paillier"}, default="masking"
-        How ``trust="secure"`` sums: pairwise masks (fast) or Paillier
-        encryption (needs the ``paillier`` extra; slow, small statistics).
+        carries the same release id, from which the party derives its noise,
+        so it returns the same noisy value: noise is never redrawn for free.
 
     Attributes
     ----------
@@ -151,20 +155,13 @@ class Federation:
         min_parties=None,
         timeout=None,
         retries=0,
-        secure_protocol="masking",
     ):
         self.parties = list(parties)
         self.n_jobs = n_jobs
         self.min_parties = min_parties
         self.timeout = timeout
         self.retries = retries
-        self.secure_protocol = secure_protocol
         self.last_transcript_ = Transcript()
-        if secure_protocol not in SECURE_PROTOCOLS:
-            raise ValueError(
-                f"secure_protocol must be one of {SECURE_PROTOCOLS}; got "
-                f"{secure_protocol!r}."
-            )
         if min_parties is not None and not 1 <= min_parties <= len(self.parties):
             raise ValueError(
                 f"min_parties must be between 1 and the number of parties "
@@ -198,15 +195,9 @@ class Federation:
         loaded = [p for p in self.parties if p.schema is None]
         if not loaded:
             return
-        tasks = [(p.name, (p.source,)) for p in loaded]
-        if any(p.resources for p in loaded):
-            schemas = dict(self._pinned_calls(tasks, named_describe))
-        else:
-            schemas = dict(
-                Parallel(n_jobs=self.n_jobs)(
-                    delayed(named_describe)(name, *args) for name, args in tasks
-                )
-            )
+        schemas = self._call_parties(
+            {p.name: PartyRequest("describe") for p in loaded}, "describe", 0
+        )
         for party in loaded:
             schema = schemas[party.name]
             if isinstance(schema, PartyFailure):
@@ -255,6 +246,42 @@ class Federation:
             members.append(party)
         return cls(members, n_jobs=n_jobs)
 
+    @classmethod
+    def connect(
+        cls, address, *, certs, parties, timeout=60, min_parties=None, retries=0
+    ):
+        """A federation of party agents at their own sites, through a server.
+
+        Parameters
+        ----------
+        address : str
+            ``HOST:PORT`` of the server (``fedsk serve``).
+        certs : str
+            The coordinator's start-up kit (``DIR/client`` of ``fedsk certs``).
+        parties : list of str
+            Names of the parties (their agents, ``fedsk party``, must be
+            polling the server).
+        timeout : float, default=60
+            Seconds to wait for each party's answer to one request.
+        min_parties, retries
+            As in :class:`Federation`.
+
+        Returns
+        -------
+        federation : fedsk.network.RemoteFederation
+            Needs the ``network`` extra (grpcio).
+        """
+        from .network import connect
+
+        return connect(
+            address,
+            certs=certs,
+            parties=parties,
+            timeout=timeout,
+            min_parties=min_parties,
+            retries=retries,
+        )
+
     @property
     def party_names(self):
         return [p.name for p in self.parties]
@@ -270,16 +297,12 @@ class Federation:
 
     @property
     def mask_threshold(self):
-        """Shamir threshold of secure masking: ``min_parties``, at least a majority."""
-        return max(self.required_parties, self.n_parties // 2 + 1)
+        """Fewest survivors of a secure sum (``min_parties``, at least a majority).
 
-    def label_sets(self):
-        """Each party's set of target labels.
-
-        Label sets are information about the parties' rows; estimators use
-        them only when the user declared no classes, and warn when they do.
+        It is the Shamir threshold of the masks and the number of noise
+        shares that carry a release's guarantee.
         """
-        return {p.name: p.labels for p in self.parties}
+        return max(self.required_parties, self.n_parties // 2 + 1)
 
     def require_targets(self, *, numeric):
         """Check, on each party's side, that it holds targets.
@@ -291,7 +314,9 @@ class Federation:
         for party in self.parties:
             party.require_targets(numeric=numeric)
 
-    def release(self, request, *, seed_sequence, fit_ledger=None, verbose=0):
+    def release(
+        self, request, *, seed_sequence, fit_ledger=None, accountant=None, verbose=0
+    ):
         """Release one noisy statistic aggregated over the parties.
 
         Parameters
@@ -299,11 +324,18 @@ class Federation:
         request : Request
             What to compute, with which guarantee.
         seed_sequence : numpy.random.SeedSequence or None
-            Root of this fit's noise; fresh seeds are spawned for every
-            release and party. May be None when epsilon is infinite.
+            Simulation only (a user ``random_state``): the root from which
+            the coordinator derives every party's noise seed, so noise is
+            reproducible, and every charged event says so. ``None`` (always
+            outside simulation): each party draws its noise from its own
+            secret, which never leaves it, and the central noise comes from
+            the operating system's cryptographic source.
         fit_ledger : BudgetLedger, default=None
             The fit's own budget, charged once per release (parties are
             disjoint, so they compose in parallel).
+        accountant : PrivacyAccountant, default=None
+            Shared ledgers charged too, one per party (by name), besides the
+            party's own ledger.
         verbose : int, default=0
             Show a progress bar over the parties when positive.
 
@@ -317,11 +349,13 @@ class Federation:
             Before any noise is drawn, when any party or the fit would
             exceed its budget.
         PartyError
-            When fewer than ``min_parties`` parties return a well-formed
-            statistic; the message names the others. Nothing is released,
-            and the charge is taken back from every ledger whose party did
-            not hand over a noisy value (with local noise, the parties that
-            did stay charged).
+            When fewer than the required parties return a well-formed
+            statistic; the message names the others. Nothing is released;
+            the charge is taken back from every ledger, except those of
+            parties that handed over a noisy value (local noise), and those
+            of parties whose failure came from computing on their rows
+            (whether such a failure happens depends on the rows, so it is
+            itself a release).
         """
         if request.trust not in TRUST_MODELS:
             raise ValueError(
@@ -356,66 +390,70 @@ class Federation:
                 "epsilon is too small: its noise leaves no room for a single row in "
                 "the 64-bit encoded sum. Nothing was released or charged."
             )
-        charges = self._charge(request, encoding, fit_ledger)
-        if encoding is None:  # no noise: nothing to seed
-            seeds = [None] * (self.n_parties + 1)
-        else:
-            seeds = spawn_seeds(seed_sequence, self.n_parties + 1)
+        seeded = encoding is not None and seed_sequence is not None
+        charges = self._charge(request, encoding, fit_ledger, accountant, seeded)
         by_party = encoding is not None and request.trust != "central"
         distributed = by_party and request.trust in DISTRIBUTED
-        tasks = [
-            (
-                p.name,
-                (
-                    p.source,
-                    request.clipping,
-                    request.statistic,
-                    request.params,
-                    encoding if by_party else None,
-                    seed,
-                    self.n_parties if distributed else 1,
-                    self._max_rows(encoding, request.group_size),
-                ),
-            )
+        required = self.mask_threshold if distributed else self.required_parties
+        seeds = (
+            spawn_seeds(seed_sequence, self.n_parties + 1)
+            if seeded
+            else [None] * (self.n_parties + 1)
+        )
+        task = PartyTask(
+            release_id=new_release_id(),
+            clipping=request.clipping,
+            statistic=request.statistic,
+            params=request.params,
+            encoding=encoding if by_party else None,
+            n_shares=required if distributed else 1,
+            max_rows=self._max_rows(encoding, request.group_size),
+            delta=request.delta,
+        )
+        tasks = {
+            p.name: replace(task, seed=seed if by_party else None)
             for p, seed in zip(self.parties, seeds)
-        ]
+        }
         started = time.perf_counter()
-        results = self._run_parties(tasks, request.statistic, verbose)
-        for name, out in results.items():
-            problem = self._malformed(out, shapes, encoding, by_party)
-            if problem:
-                results[name] = PartyFailure(name, f"malformed statistic: {problem}")
+        failures = {}
+        if distributed:
+            try:
+                total, members = self._secure_sum(request, tasks, failures, verbose)
+            except SecureAggregationAbort as exc:
+                self._fail(request, failures, charges, [], required, exc)
+        else:
+            requests = {
+                name: PartyRequest("release", task) for name, task in tasks.items()
+            }
+            results = self._call_parties(requests, request.statistic, verbose)
+            for name, out in results.items():
+                problem = self._malformed(out, shapes, encoding, by_party)
+                if problem:
+                    out = PartyFailure(name, f"malformed statistic: {problem}")
+                if isinstance(out, PartyFailure):
+                    failures[name] = out
+            members = [n for n in self.party_names if n not in failures]
+            if len(members) < required:
+                self._fail(
+                    request, failures, charges, members if by_party else [], required
+                )
         computed = time.perf_counter()
-        failed = [r for r in results.values() if isinstance(r, PartyFailure)]
-        survivors = [
-            p for p in self.parties if not isinstance(results[p.name], PartyFailure)
-        ]
-        required = self.required_parties
-        if (
-            distributed
-            and request.trust == "secure"
-            and self.secure_protocol == "masking"
-        ):
-            required = self.mask_threshold
-        if len(survivors) < required:
-            kept = survivors if by_party and not distributed else []
-            self._fail(request, failed, charges, kept, required)
-        if failed:
-            self._leave_out(failed, charges, distributed)
+        if failures:
+            self._leave_out(failures, charges)
         if encoding is None:
-            total = sum_blocks([results[p.name] for p in survivors])
+            total = sum_blocks([results[name] for name in members])
             release = Release(total, [0.0] * len(total))
         elif distributed:
-            release = self._distributed_total(
-                encoding, results, survivors, seed_sequence, request.trust
-            )
+            std = encoding.noise_std(required, len(members))
+            release = Release(encoding.decode(total), std)
         elif by_party:
-            total = sum_encoded([results[p.name] for p in survivors])
-            std = np.sqrt(len(survivors)) * np.asarray(encoding.noise_std())
+            total = sum_encoded([results[name] for name in members])
+            std = np.sqrt(len(members)) * np.asarray(encoding.noise_std())
             release = Release(encoding.decode(total), list(std))
         else:
-            total = encoding.encode(sum_blocks([results[p.name] for p in survivors]))
-            total = total + encoding.noise(noise_generator(seeds[-1]))
+            own = seeds[-1] if seeded else new_secret()
+            total = encoding.encode(sum_blocks([results[name] for name in members]))
+            total = total + encoding.noise(noise_generator(own))
             release = Release(encoding.decode(total), encoding.noise_std())
         self.last_timing_ = {
             "parties": computed - started,
@@ -423,35 +461,73 @@ class Federation:
         }
         return release
 
-    def _run_parties(self, tasks, what, verbose):
-        """Run the parties' side of a release; failures come back as values.
+    def _secure_sum(self, request, tasks, failures, verbose):
+        """Run the secure-sum protocol; every party step runs in the party's task.
 
-        Each party is retried up to ``retries`` times with the same
-        arguments (so the same noise seed); parties that have not answered
-        within ``timeout`` are recorded as failed.
+        The coordinator only relays messages: it receives public keys,
+        masked vectors (or, peer to peer, sealed shares it cannot open) and
+        the final reveals. Failed parties are recorded in ``failures``.
+        Returns the noisy encoded total and the parties in it.
+        """
+        protocol = "masking" if request.trust == "secure" else "sharing"
+        n_coords = next(iter(tasks.values())).encoding.n_coords
+
+        def run(step, messages):
+            kind = "contribute" if step == "contribute" else "protocol"
+            requests = {
+                name: PartyRequest(kind, tasks[name], protocol, step, message)
+                for name, message in messages.items()
+            }
+            answers = {}
+            what = f"{request.statistic} ({step})"
+            for name, out in self._call_parties(requests, what, verbose).items():
+                if step == "contribute" and protocol == "masking":
+                    problem = _malformed_masked(out, n_coords)
+                    if problem:
+                        out = PartyFailure(name, f"malformed statistic: {problem}")
+                if isinstance(out, PartyFailure):
+                    failures.setdefault(name, out)
+                else:
+                    answers[name] = out
+            return answers
+
+        if protocol == "masking":
+            return run_masking(
+                run, self.party_names, self.mask_threshold, self.last_transcript_
+            )
+        return run_sharing(
+            run, self.party_names, self.mask_threshold, self.last_transcript_
+        )
+
+    def _call_parties(self, requests, what, verbose):
+        """Deliver ``{name: PartyRequest}`` to the parties; failures are values.
+
+        Each party is retried up to ``retries`` times with the same request
+        (the same release id, so the same noise); parties that have not
+        answered within ``timeout`` are recorded as failed.
         """
         results = {}
         for _ in range(self.retries + 1):
             todo = [
-                (name, args)
-                for name, args in tasks
+                (self._party(name).source, name, request)
+                for name, request in requests.items()
                 if isinstance(results.get(name, PartyFailure(name, "")), PartyFailure)
             ]
             if not todo:
                 break
-            if any(self._party(name).resources for name, _ in todo):
-                calls = self._pinned_calls(todo, named_party_release)
+            if any(self._party(name).resources for _, name, _ in todo):
+                answers = self._pinned_calls(todo)
             else:
-                calls = self._chunked_calls(todo)
+                answers = self._chunked_calls(todo)
             progress = tqdm(
                 total=len(todo), desc=what, unit="party", disable=not verbose
             )
             try:
-                for name, out in calls:
+                for name, out in answers:
                     results[name] = out
                     progress.update()
             except multiprocessing.TimeoutError:
-                for name, _ in todo:
+                for _, name, _ in todo:
                     if name not in results or isinstance(results[name], PartyFailure):
                         results.setdefault(
                             name,
@@ -459,7 +535,7 @@ class Federation:
                         )
             finally:
                 progress.close()
-        return {name: results[name] for name, _ in tasks}
+        return {name: results[name] for name in requests}
 
     def _max_rows(self, encoding, group_size):
         """Most rows a party may hold for this release (None: no limit)."""
@@ -476,7 +552,8 @@ class Federation:
         return self._by_name[name]
 
     def _chunked_calls(self, todo):
-        """Run the parties' tasks through joblib, in at most ``MAX_TASKS`` tasks.
+        """Run ``(source, name, request)`` calls through joblib, in at most
+        ``MAX_TASKS`` tasks.
 
         Many parties are grouped into chunks, each run one party after the
         other in one task, so 10,000 parties do not cost 10,000 tasks of
@@ -489,13 +566,13 @@ class Federation:
             n_jobs=self.n_jobs,
             timeout=self.timeout,
             return_as="generator_unordered",
-        )(delayed(party_releases)(chunk) for chunk in chunks)
+        )(delayed(named_answers)(chunk) for chunk in chunks)
         for outputs in calls:
             yield from outputs
 
-    def _pinned_calls(self, todo, function):
-        """Run ``function(name, *args)`` on the Dask workers holding each party's
-        resources; yields the results as they complete."""
+    def _pinned_calls(self, todo):
+        """Run ``(source, name, request)`` calls on the Dask workers holding
+        each party's resources; yields ``(name, result)`` as they complete."""
         try:
             from distributed import as_completed, get_client
 
@@ -507,13 +584,14 @@ class Federation:
             ) from exc
         futures = [
             client.submit(
-                function,
+                named_answer,
+                source,
                 name,
-                *args,
+                request,
                 resources=self._party(name).resources,
                 pure=False,
             )
-            for name, args in todo
+            for source, name, request in todo
         ]
         try:
             for future in as_completed(futures, timeout=self.timeout):
@@ -556,52 +634,92 @@ class Federation:
                 return "values out of range"
         return None
 
-    def _leave_out(self, failed, charges, distributed):
-        """Take back the failed parties' charges; note who was left out."""
-        names = sorted(f.party for f in failed)
-        gone = {id(p.ledger) for p in self.parties if p.name in names}
-        refund([(led, ev) for led, ev in charges if id(led) in gone])
-        note = f"left out {len(names)} of {self.n_parties} parties ({', '.join(names)})"
-        if distributed:
-            note += "; the others topped up the noise"
-        self._annotate([(led, ev) for led, ev in charges if id(led) not in gone], note)
+    def _leave_out(self, failures, charges):
+        """Settle the failed parties of a release that happened; note who was
+        left out.
 
-    def _distributed_total(self, encoding, results, survivors, seed_sequence, trust):
-        """Sum the parties' noise-shared vectors by the secure protocol."""
-        vectors = {
-            name: (None if isinstance(out, PartyFailure) else out)
-            for name, out in results.items()
-        }
-        if len(survivors) < self.n_parties:
-            seeds = spawn_seeds(seed_sequence, len(survivors))
-            for party, seed in zip(survivors, seeds):  # each tops up its share
-                vectors[party.name] = vectors[party.name] + encoding.topup_noise(
-                    noise_generator(seed), self.n_parties, len(survivors)
-                )
-        if trust == "peer_to_peer":
-            total = shared_sum(vectors, self.last_transcript_)
-        elif self.secure_protocol == "paillier":
-            total = paillier_sum(vectors, self.last_transcript_)
-        else:
-            total = masked_sum(vectors, self.mask_threshold, self.last_transcript_)
-        std = encoding.survivors_noise_std(self.n_parties, len(survivors))
-        return Release(encoding.decode(total), std)
+        A party whose failure came from computing on its rows stays charged
+        (the failure depends on its rows); the others' charges are taken
+        back.
+        """
+        names = sorted(failures)
+        refund([c for n in names if not failures[n].charged for c in charges[n]])
+        note = f"left out {len(names)} of {self.n_parties} parties ({', '.join(names)})"
+        kept = [
+            c
+            for n, pairs in charges.items()
+            if n not in failures or failures[n].charged
+            for c in pairs
+        ]
+        self._annotate(kept, note)
 
     @staticmethod
     def _annotate(charges, note):
         """Replace each charged event by a copy carrying ``note`` (same charge)."""
         for ledger, events in charges:
             for i, event in enumerate(events):
-                noted = replace(event, note=note)
+                noted = replace(event, note="; ".join(filter(None, [event.note, note])))
                 # by identity: an earlier identical release must keep its own
                 at = next(j for j, e in enumerate(ledger.events) if e is event)
                 ledger.events[at] = noted
                 events[i] = noted
 
-    def _charge(self, request, encoding, fit_ledger):
-        def event(party):
+    def _charge(self, request, encoding, fit_ledger, accountant, seeded):
+        """Charge every ledger the release touches, all or nothing.
+
+        Returns ``{party name: [(ledger, [event])]}`` with the fit's own
+        ledger under ``None``.
+        """
+        events = self._events(request, encoding, seeded)
+        charges = {}
+        for party in self.parties:
+            ledgers = [party.ledger]
+            if accountant is not None:
+                shared = accountant.ledger(party.name)
+                if shared is not party.ledger:
+                    ledgers.append(shared)
+            charges[party.name] = [(led, [events(party.name)]) for led in ledgers]
+        charges[None] = (
+            [] if fit_ledger is None else [(fit_ledger, [events("all parties")])]
+        )
+        charge([pair for pairs in charges.values() for pair in pairs])
+        return charges
+
+    def check_budget(self, request, fit_ledger=None, accountant=None):
+        """Raise, before anything is released, if ``request`` cannot be afforded.
+
+        Used to check a whole fit's budget (``request`` carries the fit's
+        total guarantee) before its first release, so a fit that cannot
+        finish is refused with nothing spent.
+        """
+        events = self._events(request, None, False)
+        pairs = [(p.ledger, [events(p.name)]) for p in self.parties]
+        if accountant is not None:
+            pairs += [
+                (accountant.ledger(p.name), [events(p.name)]) for p in self.parties
+            ]
+        if fit_ledger is not None:
+            pairs.append((fit_ledger, [events("all parties")]))
+        check_affordable(pairs)
+
+    @staticmethod
+    def _events(request, encoding, seeded):
+        """A function from a ledger's owner to the release's event."""
+        note = (
+            "noise seeded from random_state: reproducible by whoever holds it "
+            "(simulation only)"
+            if seeded
+            else ""
+        )
+        unit = (
+            "record"
+            if request.group_size == 1
+            else f"party's rows (up to {request.group_size} records)"
+        )
+
+        def event(owner):
             return ReleaseEvent(
-                party=party,
+                party=owner,
                 estimator=request.estimator,
                 statistic=request.statistic,
                 mechanism="none" if encoding is None else encoding.mechanism,
@@ -611,26 +729,27 @@ class Federation:
                 sensitivity=0.0 if encoding is None else encoding.sensitivity,
                 noise_scale=0.0 if encoding is None else encoding.noise_scale,
                 trust=request.trust,
-                unit="record"
-                if request.group_size == 1
-                else (f"party (up to {request.group_size} records)"),
+                unit=unit,
+                note=note,
             )
 
-        charges = [(p.ledger, [event(p.name)]) for p in self.parties]
-        if fit_ledger is not None:
-            charges.append((fit_ledger, [event("all parties")]))
-        charge(charges)
-        return charges
+        return event
 
-    def _fail(self, request, failures, charges, kept, required):
-        """Take back the charges of a release that cannot happen, then raise."""
-        kept_ledgers = {id(p.ledger) for p in kept}
-        refund([(led, ev) for led, ev in charges if id(led) not in kept_ledgers])
-        details = "; ".join(f"party {f.party!r}: {f.error}" for f in failures)
+    def _fail(self, request, failures, charges, kept, required, cause=None):
+        """Take back the charges of a release that cannot happen, then raise.
+
+        ``kept``: parties that handed over noisy values and stay charged;
+        parties whose failure came from their rows stay charged too.
+        """
+        stay = set(kept) | {n for n, f in failures.items() if f.charged}
+        refund([c for n, pairs in charges.items() if n not in stay for c in pairs])
+        details = "; ".join(f"party {n!r}: {f.error}" for n, f in failures.items())
+        if not details and cause is not None:
+            details = str(cause)
         charged = (
-            f" Parties {[p.name for p in kept]} already sent noisy values and stay "
-            "charged."
-            if kept
+            f" Parties {sorted(stay)} stay charged (noisy values were handed over, "
+            "or the failure depends on their rows)."
+            if stay
             else " Nothing was released or charged for it."
         )
         raise PartyError(
@@ -666,3 +785,15 @@ def _same_names(a, b):
     if a is None or b is None:
         return a is None and b is None
     return len(a) == len(b) and bool(np.all(a == b))
+
+
+def _malformed_masked(out, n_coords):
+    """Why a masked contribution cannot be summed, or None (its values are
+    masked, so only its form can be checked)."""
+    if isinstance(out, PartyFailure):
+        return None
+    if not isinstance(out, np.ndarray) or out.dtype != np.uint64:
+        return "expected a uint64 vector"
+    if out.shape != (n_coords,):
+        return f"shape {out.shape}, expected ({n_coords},)"
+    return None

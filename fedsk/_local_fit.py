@@ -23,12 +23,16 @@ def local_fit(estimator, X, y, start, classes, intercept):
     ``LOCAL_EPOCHS`` L-BFGS iterations; ``SGDClassifier`` and
     ``SGDRegressor`` run ``LOCAL_EPOCHS`` epochs from ``start``; other
     estimators (``LinearSVC``) cannot warm-start and fit from scratch.
+
+    A party without rows, or without rows of every class, cannot fit the
+    model: it returns ``start`` (a zero update) rather than an error, whose
+    occurrence would tell the coordinator which classes it holds.
     """
     local = clone(estimator)
     coef = start[:, :-1] if intercept else start
     offset = start[:, -1] if intercept else np.zeros(start.shape[0])
-    if classes is not None and np.setdiff1d(classes, y).size:
-        raise ValueError("a local fit needs rows of every class")
+    if len(y) == 0 or (classes is not None and np.setdiff1d(classes, y).size):
+        return start.copy()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         if isinstance(local, LogisticRegression):

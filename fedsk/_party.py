@@ -1,22 +1,35 @@
-"""A party: rows that never leave, a budget, and the work done on its side."""
+"""A party: rows that never leave, a budget, and the work done on its side.
 
+The functions at the end of this module are the party's side of a release.
+They run in the party's own task (its process, or its joblib / Dask worker)
+and are the only code that reads its rows. What they return is what crosses
+to the coordinator: exact clipped statistics only under central trust (or
+with no noise at all), otherwise a vector the party has already noised with
+its own randomness and, under secure aggregation, masked or secret-shared.
+"""
+
+import logging
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ._aggregation import masking_step, sharing_step
 from ._rows import (
     CsvLoader,
     InMemoryRows,
     LoadedRows,
+    PartyDataError,
     checked_rows,
     describe,
     feature_names,
     rows,
 )
 from ._statistics import STATISTICS
-from .privacy import BudgetLedger, noise_generator
+from .privacy import BudgetLedger, derive_key, noise_generator
+
+_LOG = logging.getLogger("fedsk.party")
 
 
 class Party:
@@ -56,9 +69,10 @@ class Party:
     source : InMemoryRows or LoadedRows
         Where the rows are; what each party-side task receives.
     schema : dict or None
-        Public schema (``n_features``, ``feature_names``, ``labels``,
-        ``y_kind``); for a loader, read on the party's side when it joins a
-        :class:`~fedsk.Federation`.
+        Public schema (``n_features``, ``feature_names``, ``y_kind``: the
+        numpy dtype kind of the targets); for a loader, read on the party's
+        side when it joins a :class:`~fedsk.Federation`. Nothing else about
+        the rows (not even their label set) is in it.
     """
 
     def __init__(
@@ -85,7 +99,6 @@ class Party:
             self.schema = {
                 "n_features": X.shape[1],
                 "feature_names": names,
-                "labels": None if y is None else np.unique(y),
                 "y_kind": None if y is None else y.dtype.kind,
             }
         else:
@@ -175,11 +188,6 @@ class Party:
     def feature_names(self):
         return self.schema["feature_names"]
 
-    @property
-    def labels(self):
-        """The set of the party's target values (None without targets)."""
-        return self.schema["labels"]
-
     def require_targets(self, *, numeric):
         """Raise, naming this party, if it has no (numeric) targets."""
         kind = self.schema["y_kind"]
@@ -201,7 +209,7 @@ class Party:
             ) from None
         if not np.all(np.isfinite(y)):
             raise ValueError(f"Party {self.name!r}: y contains NaN or infinity.")
-        self.source = InMemoryRows(self.X, y)
+        self.source = replace(self.source, y=y)
         self.schema = {**self.schema, "y_kind": "f"}
 
     def __repr__(self):
@@ -215,47 +223,34 @@ class PartyError(RuntimeError):
 
 @dataclass(frozen=True)
 class PartyFailure:
-    """What a party's worker returns instead of a statistic when it fails."""
+    """What a party's worker returns instead of an answer when it fails.
+
+    Attributes
+    ----------
+    party : str
+    error : str
+        Public description (no values or counts of the party's rows).
+    charged : bool, default=False
+        True when the failure happened while computing on the party's rows:
+        whether it fails depends on them, so the failure is itself a release
+        and the party stays charged for it.
+    """
 
     party: str
     error: str
+    charged: bool = False
 
 
-def named_party_release(name, *args):
-    """``(name, party_release(*args))``, or a :class:`PartyFailure` if it raises.
-
-    Returning the failure (rather than raising in the worker) lets the
-    federation see which parties failed and which released.
-    """
-    try:
-        return name, party_release(*args)
-    except Exception as exc:  # noqa: BLE001 - reported with the party's name
-        return name, PartyFailure(name, f"{type(exc).__name__}: {exc}")
-
-
-def party_releases(tasks):
-    """:func:`named_party_release` for each ``(name, args)`` of a chunk, in turn."""
-    return [named_party_release(name, *args) for name, args in tasks]
-
-
-def named_describe(name, source):
-    """``(name, describe(source))`` on the party's side, or a failure."""
-    try:
-        return name, describe(source)
-    except Exception as exc:  # noqa: BLE001 - reported with the party's name
-        return name, PartyFailure(name, f"{type(exc).__name__}: {exc}")
-
-
-def party_release(
-    source, clipping, statistic, params, encoding, seed, n_shares=1, max_rows=None
-):
-    """Compute one statistic on a party's rows, on the party's side.
+@dataclass(frozen=True)
+class PartyTask:
+    """What one release asks of every party: public, except in simulation.
 
     Parameters
     ----------
-    source : InMemoryRows or LoadedRows
-        The party's rows (they never leave this function), or the loader
-        that produces them here.
+    release_id : str
+        Public id of the release; the party derives its noise (and its
+        masking keys) from its own secret and this id, so a retried request
+        gets the same noise.
     clipping : Clipping
         Public region the rows are clipped into first.
     statistic : str
@@ -264,33 +259,176 @@ def party_release(
         Public parameters of the statistic.
     encoding : GridEncoding or None
         With noise added by the party (local or distributed trust): the
-        party rounds its statistic to the grid and adds integer noise from
-        ``seed`` before returning it. ``None``: the exact clipped statistic
-        is returned (central trust, or epsilon = inf).
-    seed : int or None
-        Noise seed derived in the parent for this party and release.
+        party rounds its statistic to the grid and adds integer noise.
+        ``None``: the exact clipped statistic is returned (central trust,
+        or epsilon = inf).
     n_shares : int, default=1
         With distributed noise, the number of parties whose noise shares
-        add up to the release's noise; 1 for a full (local) draw.
+        add up to (at least) the release's noise; 1 for a full draw.
     max_rows : int or None, default=None
-        Most rows the party may hold: for which the encoded sum is proved not
-        to overflow, or the public cap of party-level privacy. The party
-        refuses to take part with more.
+        Most rows the party may hold: for which the encoded sum is proved
+        not to overflow, or the public cap of party-level privacy.
+    delta : float, default=0.0
+        The release's delta; a party refuses one of at least 1 / its rows.
+    seed : int or None, default=None
+        Simulation only (a user ``random_state``): the noise seed the
+        coordinator derived for this party. ``None``, always outside
+        simulation: the party draws its noise from its own secret.
+    """
+
+    release_id: str
+    clipping: object
+    statistic: str
+    params: dict
+    encoding: object = None
+    n_shares: int = 1
+    max_rows: int | None = None
+    delta: float = 0.0
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class PartyRequest:
+    """One message from the coordinator to a party: what to run, all public.
+
+    Parameters
+    ----------
+    kind : {"describe", "release", "contribute", "protocol"}
+        ``"describe"``: the public schema of its rows. ``"release"``: a
+        statistic (``task``). ``"contribute"``: a statistic, noised, then
+        masked or secret-shared (``task``, ``protocol``, ``message``).
+        ``"protocol"``: a step of a secure-sum protocol that does not touch
+        the rows (``protocol``, ``step``, ``message``; ``task`` for its
+        release id).
+    task : PartyTask, default=None
+    protocol : {"masking", "sharing"}, default=None
+    step : str, default=None
+    message : dict, default=None
+        What the coordinator relays for this step.
+    """
+
+    kind: str
+    task: PartyTask | None = None
+    protocol: str | None = None
+    step: str | None = None
+    message: dict | None = None
+
+
+def answer(source, name, request):
+    """The party's side of every request: the only code that reads its rows.
+
+    Parameters
+    ----------
+    source : InMemoryRows or LoadedRows
+        The party's rows and secret, where the party runs.
+    name : str
+        The party's name.
+    request : PartyRequest
+
+    Returns
+    -------
+    What crosses back to the coordinator (see :class:`PartyRequest`).
+    """
+    if request.kind == "describe":
+        return describe(source)
+    if request.kind == "release":
+        return party_release(source, request.task)
+    if request.kind == "contribute":
+        vector = party_release(source, request.task)
+        step = "contribute"
+    elif request.kind == "protocol":
+        vector, step = None, request.step
+    else:
+        raise ValueError(f"Unknown request kind {request.kind!r}.")
+    protocols = {"masking": masking_step, "sharing": sharing_step}
+    if request.protocol not in protocols:
+        raise ValueError(f"Unknown protocol {request.protocol!r}.")
+    return protocols[request.protocol](
+        step,
+        source.secret,
+        request.task.release_id,
+        name,
+        request.message,
+        request.task.n_shares,  # the threshold, as the party accepted it
+        vector,
+        source.revealed,
+    )
+
+
+def named_answer(source, name, request):
+    """``(name, answer(...))``, or ``(name, PartyFailure)`` if it raises.
+
+    Returning the failure (rather than raising in the worker) lets the
+    federation see which parties failed. Only the message of a
+    :class:`PartyDataError` (charged) or of a connection or timeout error
+    (not charged: the party is unreachable) crosses; any other error
+    crosses as its type, charged if it happened while computing on the
+    party's rows, and its details are logged on the party's side only (they
+    could quote its data).
+    """
+    try:
+        return name, answer(source, name, request)
+    except PartyDataError as exc:
+        return name, PartyFailure(name, str(exc), charged=True)
+    except (ConnectionError, TimeoutError) as exc:  # the party is unreachable
+        return name, PartyFailure(name, f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - reported with the party's name
+        _LOG.warning("party %r: %s request failed", name, request.kind, exc_info=True)
+        charged = request.kind in ("release", "contribute")
+        what = "computing its statistic" if charged else f"answering {request.kind}"
+        return name, PartyFailure(
+            name,
+            f"{type(exc).__name__} while {what} (the details stay with the party)",
+            charged=charged,
+        )
+
+
+def named_answers(calls):
+    """:func:`named_answer` for each ``(source, name, request)`` of a chunk."""
+    return [named_answer(*call) for call in calls]
+
+
+def party_release(source, task):
+    """Compute one statistic on a party's rows, on the party's side.
+
+    Parameters
+    ----------
+    source : InMemoryRows or LoadedRows
+        The party's rows (they never leave this function), or the loader
+        that produces them here, and the party's secret.
+    task : PartyTask
 
     Returns
     -------
     release : list of ndarray, or ndarray of int64
-        Exact blocks, or the noisy encoded vector.
+        Exact blocks (``task.encoding`` is None), or the noisy encoded
+        vector.
     """
     X, y = rows(source)
-    if max_rows is not None and X.shape[0] > max_rows:
-        raise ValueError(
-            f"{X.shape[0]} rows, more than the {max_rows} allowed (the public cap "
-            "of party-level privacy, or the most for which the encoded sum "
-            "cannot overflow); split the party into several"
+    if task.max_rows is not None and X.shape[0] > task.max_rows:
+        raise PartyDataError(
+            f"it holds more rows than the {task.max_rows} allowed (the public cap "
+            "of party-level privacy, or the most for which the encoded sum cannot "
+            "overflow); split the party into several"
         )
-    X, y = clipping.apply(X, y)
-    blocks = STATISTICS[statistic].compute(X, y, **params)
+    if task.delta > 0 and task.delta * X.shape[0] >= 1:
+        raise PartyDataError(
+            f"delta={task.delta:g} is not below 1 / its number of rows, so a "
+            "release could expose a whole record; use a smaller delta"
+        )
+    classes = task.params.get("classes")
+    if classes is not None and y is not None:  # labels outside the public set
+        known = np.isin(y, np.asarray(classes))  # are dropped, not reported
+        if not known.all():
+            X, y = X[known], y[known]
+    X, y = task.clipping.apply(X, y)
+    blocks = STATISTICS[task.statistic].compute(X, y, **task.params)
+    encoding = task.encoding
     if encoding is None:
         return blocks
-    return encoding.encode(blocks) + encoding.noise(noise_generator(seed), n_shares)
+    key = (
+        task.seed
+        if task.seed is not None
+        else derive_key(source.secret, task.release_id, b"noise")
+    )
+    return encoding.encode(blocks) + encoding.noise(noise_generator(key), task.n_shares)

@@ -14,17 +14,43 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.utils import check_array, column_or_1d
 
+from .privacy import new_secret
+
 # Loaded parties kept per worker process (least recently used dropped).
 CACHE_SIZE = 64
 _CACHE = OrderedDict()
 
 
+class PartyDataError(ValueError):
+    """A party refuses a request because of its rows; the message is public.
+
+    Raised on the party's side with a message that quotes none of its
+    values or counts: it is the only error text that crosses to the
+    coordinator (other errors cross as their type alone).
+    """
+
+
+def _secret_field():
+    return field(default_factory=new_secret, repr=False, compare=False)
+
+
+def _revealed_field():
+    return field(default_factory=set, repr=False, compare=False)
+
+
 @dataclass(frozen=True)
 class InMemoryRows:
-    """Rows held by the party object itself (validated at construction)."""
+    """Rows held by the party object itself (validated at construction).
+
+    ``secret`` is the party's own randomness (see
+    :func:`fedsk.privacy.new_secret`); ``revealed`` the releases it has
+    answered an unmasking request for.
+    """
 
     X: np.ndarray
     y: np.ndarray | None
+    secret: bytes = _secret_field()
+    revealed: set = _revealed_field()
 
 
 @dataclass(frozen=True)
@@ -34,6 +60,8 @@ class LoadedRows:
     name: str
     loader: object
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    secret: bytes = _secret_field()
+    revealed: set = _revealed_field()
 
 
 @dataclass(frozen=True)
@@ -69,7 +97,7 @@ class CsvLoader:
         y = None
         if self.target is not None:
             if self.target not in frame.columns:
-                raise ValueError(f"{self.path} has no column {self.target!r}.")
+                raise PartyDataError(f"{self.path} has no column {self.target!r}.")
             y = frame[self.target].to_numpy()
             frame = frame.drop(columns=[self.target])
         return self._one_hot(frame), y
@@ -85,7 +113,7 @@ class CsvLoader:
             known = list(self.categories[column])
             unknown = set(frame[column].dropna()) - set(known)
             if unknown:
-                raise ValueError(
+                raise PartyDataError(
                     f"column {column!r} has values outside its declared categories"
                 )
             for value in known:
@@ -97,12 +125,12 @@ def checked_rows(name, X, y):
     """Validate a party's rows; errors name the party."""
     X = _checked(name, "X", X, ensure_2d=True)
     if X.shape[0] == 0:
-        raise ValueError(f"Party {name!r} has no rows.")
+        raise PartyDataError(f"Party {name!r} has no rows.")
     if y is not None:
         y = column_or_1d(_checked(name, "y", y, ensure_2d=False), warn=True)
         if y.shape[0] != X.shape[0]:
-            raise ValueError(
-                f"Party {name!r}: X has {X.shape[0]} rows but y has {y.shape[0]}."
+            raise PartyDataError(
+                f"Party {name!r}: X and y have different numbers of rows."
             )
     return X, y
 
@@ -137,15 +165,14 @@ def describe(source):
     Returns
     -------
     schema : dict
-        ``n_features``, ``feature_names``, ``labels`` (the set of target
-        values, or None) and ``y_kind`` (numpy dtype kind of y, or None).
+        ``n_features``, ``feature_names`` and ``y_kind`` (numpy dtype kind
+        of y, or None): nothing that depends on the values of the rows.
     """
     X, y = rows(source)
     names = _CACHE[source.token][2] if isinstance(source, LoadedRows) else None
     return {
         "n_features": X.shape[1],
         "feature_names": names,
-        "labels": None if y is None else np.unique(y),
         "y_kind": None if y is None else y.dtype.kind,
     }
 
@@ -162,7 +189,11 @@ def _checked(name, what, values, ensure_2d):
             input_name=what,
         )
     except ValueError as exc:
-        raise ValueError(f"Party {name!r}: {exc}") from exc
+        if "could not convert" in str(exc):  # numpy quotes the offending value
+            raise PartyDataError(
+                f"Party {name!r}: {what} has values that are not numbers."
+            ) from None
+        raise PartyDataError(f"Party {name!r}: {exc}") from None
 
 
 def _is_labels(values):

@@ -20,7 +20,7 @@ from sklearn.naive_bayes import GaussianNB
 from sklearn.preprocessing import StandardScaler
 
 from fedsk import FederatedEstimator, Federation, Party
-from fedsk.privacy import PrivacyWarning, SeededNoiseWarning
+from fedsk.privacy import SeededNoiseWarning
 
 INF = float("inf")
 ATOL = 1e-8
@@ -225,7 +225,8 @@ def test_federation_of_parties_matches_pooled(frames):
     linear.fit(_federation(X, y, parties, frames))
     _assert_same_linear(linear.estimator_, LinearRegression().fit(pooled, y))
 
-    nb = FederatedEstimator(GaussianNB(), epsilon=INF)
+    # a Federation reveals no labels: even without noise, classes are declared
+    nb = FederatedEstimator(GaussianNB(), epsilon=INF, classes=np.unique(labels))
     nb.fit(_federation(X, labels, parties, frames))
     _assert_same_nb(nb.estimator_, GaussianNB().fit(pooled, labels))
 
@@ -420,14 +421,6 @@ def test_error_shrinks_as_epsilon_grows(trust):
     small, large = mean_error(0.1), mean_error(10.0)
     assert small > 10 * large
     assert large < 0.05
-
-
-def test_classes_read_from_rows_warn_with_noise():
-    X, _, labels, parties = _large()
-    model = FederatedEstimator(GaussianNB(), epsilon=1.0, bounds=BOUNDS)
-    with pytest.warns(PrivacyWarning, match="declare the public label set"):
-        model.fit(X, labels, parties=parties)
-    assert_array_equal(model.classes_, [0, 1])
 
 
 def test_seeded_fit_warns_and_is_reproducible():

@@ -41,7 +41,9 @@ def test_loaded_rows_are_cached_across_rounds(tmp_path, backend):
     parties = [Party(f"p{i}", loader=CountingLoader(i, log)) for i in range(3)]
     with parallel_config(backend=backend, n_jobs=1):
         fed = Federation(parties)
-        model = FederatedEstimator(LogisticRegression(), epsilon=float("inf")).fit(fed)
+        model = FederatedEstimator(
+            LogisticRegression(), epsilon=float("inf"), classes=[0, 1]
+        ).fit(fed)
     rounds = model.estimator_.n_iter_[0]
     assert rounds >= 4
     # one load per party and worker process, not one per round
@@ -55,7 +57,7 @@ def test_loaded_party_fits_like_an_in_memory_party(tmp_path):
     ]
     held = [Party(f"p{i}", *_in_memory(i)) for i in range(3)]
     coefs = [
-        FederatedEstimator(LogisticRegression(), epsilon=float("inf"))
+        FederatedEstimator(LogisticRegression(), epsilon=float("inf"), classes=[0, 1])
         .fit(Federation(parties))
         .estimator_.coef_
         for parties in (loaded, held)
@@ -116,9 +118,9 @@ def test_loaded_regression_target_must_be_numeric(tmp_path):
 def test_resources_need_a_dask_client():
     party = Party("north", *_in_memory(0), resources={"north": 1})
     with pytest.raises(RuntimeError, match="Dask"):
-        FederatedEstimator(LogisticRegression(), epsilon=float("inf")).fit(
-            Federation([party])
-        )
+        FederatedEstimator(
+            LogisticRegression(), epsilon=float("inf"), classes=[0, 1]
+        ).fit(Federation([party]))
 
 
 def test_resources_pin_a_party_to_its_organisation_worker(tmp_path):
@@ -138,7 +140,9 @@ def test_resources_pin_a_party_to_its_organisation_worker(tmp_path):
     ):
         north = Party("north", loader=CountingLoader(0, log), resources={"north": 1})
         fed = Federation([north])
-        model = FederatedEstimator(LogisticRegression(), epsilon=float("inf")).fit(fed)
+        model = FederatedEstimator(
+            LogisticRegression(), epsilon=float("inf"), classes=[0, 1]
+        ).fit(fed)
         assert model.estimator_.n_iter_[0] >= 4
         # loaded once, in north's worker, never in the coordinator
         assert len(_loads(log)) == 1 and _loads(log)[0] != str(os.getpid())

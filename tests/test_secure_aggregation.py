@@ -1,43 +1,75 @@
 """No trusted server: secure aggregation, distributed noise, peer-to-peer.
 
+Every party holds its own secret; per release the coordinator sends a public
+release id, and the party derives its noise and its protocol keys from
+both. The protocol steps run on the party's side (``masking_step``,
+``sharing_step``); the coordinator only relays and sums (``run_masking``,
+``run_sharing``).
+
 What is tested, and how (sample sizes and tolerances are stated at each test):
 
 1. Protocols are exact: ``masked_sum`` under 100 random dropout schedules
-   (10 parties, t = 6; dropouts before sending and between sending and
-   unmasking) returns the exact sum or aborts with no output below t;
-   ``shared_sum`` and ``paillier_sum`` are exact.
+   (10 parties, t = 6; dropouts after sharing keys and before sending, and
+   between sending and unmasking) returns the exact sum or aborts with no
+   output below t; ``shared_sum`` is exact; peer-to-peer survives parties
+   that publish their key and then fail (above t the others add back the
+   shares they had sealed for them; below t nothing is relayed), and aborts
+   with no partial sum published if a party fails after sending its shares.
 2. What the coordinator sees: a masked vector (from the transcript) is
    indistinguishable from uniform on Z / 2^64 and uncorrelated with the
    plaintext; power controls show the same tests reject the plaintext and
-   weak masks. No message equals a party's encoded input; peer-to-peer has
-   no coordinator at all; masks are fresh every round; a party refuses an
-   unmasking request that lists a party both alive and dropped, and a
-   second request.
+   weak masks. No message (masked inputs, sealed shares read as ring
+   elements, partial sums) equals a party's encoded or noised input; a
+   party's sealed peer-to-peer shares, summed as the relay could, are far
+   from its input, while opened with its channel key they add up to it;
+   peer-to-peer has no coordinator at all; masks are fresh every round;
+   shares are sealed for their recipient only (its own pair included;
+   others and tampering fail authentication); a party rebuilds its keys
+   from (secret, release id) alone; it refuses an unmasking request that
+   lists a party both alive and dropped, and a second request for one
+   release (``masking_step``'s record, also in a federated release).
+   Distributed trust without noise is refused before anything is sent.
 3. Shamir: any t shares reconstruct, t - 1 do not.
-4. Distributed noise: n Polya shares add up to discrete Laplace (chi-square
-   against the exact pmf, with a power control at 0.7x and 1.3x the scale),
-   top-ups restore the full level, distributed discrete Gaussian shares add
-   up to the central variance and their calibration meets rho.
+4. Distributed noise: m Polya shares add up to discrete Laplace (chi-square
+   against the exact pmf, with a power control at 0.7x and 1.3x the
+   scale); shares are calibrated for the threshold m, so k >= m survivors
+   add more noise, never less (2m shares: chi-square against the exact pmf
+   of two Laplace draws; k shares of either mechanism have k / m times the
+   central variance, as ``noise_std(m, k)`` states); distributed discrete
+   Gaussian shares add up to the central variance and their calibration
+   meets rho for n to 2n shares.
 5. End to end: secure and peer-to-peer accuracy equal central (10 seeds),
-   beat local, cost the same epsilon; dropouts with survivors >=
-   ``min_parties`` (the masking threshold) go on (the failing party is not
-   charged, the report says so), below it nothing is released or charged.
-6. Overflow and validation: the no-wrap bound, NaN refused, bad
-   ``min_parties`` and ``secure_protocol`` refused.
+   beat local, cost the same epsilon, and (seeded) release identical
+   totals, with and without a dropout; a dropout is left out of the sum
+   exactly. Dropouts with survivors >= the threshold (``min_parties``, at
+   least a majority) go on: an unreachable party (ConnectionError,
+   TimeoutError) is not charged and its message crosses, the others'
+   events note "left out N of M parties (names)", and the released
+   noise_std is ``noise_std(threshold, survivors)``, every party having
+   drawn its share for the threshold. Below it nothing is released or
+   charged and nothing that could unmask is sent. A failure while computing
+   on its rows stays charged and crosses as its type only.
+6. Overflow and validation: the no-wrap bound; a party over ``max_rows``
+   refuses with a message quoting the cap but not its count and stays
+   charged (the others are refunded; above ``min_parties`` it is left out
+   and noted); NaN refused; bad ``min_parties`` and trust refused.
 
-The masking protocol draws its keys and masks from the operating system's
-CSPRNG (never seeded), so the tests on masked vectors are not seeded: each
-states its false-alarm probability, chosen below 1e-6. Every other
-statistical test is seeded and so deterministic.
+The protocols draw their keys and masks from the parties' secrets (fresh
+from the operating system, never seeded), so the tests on masked vectors
+are not seeded: each states its false-alarm probability, chosen below
+1e-6. Every other statistical test is seeded and so deterministic.
 
 Protocol internals have no public path; they are imported from
-``fedsk._aggregation`` and ``fedsk.privacy._distributed``.
+``fedsk._aggregation``, ``fedsk._party`` and ``fedsk.privacy._distributed``.
 
 Three tests guard defects found while writing them (now fixed):
 ``trust="secure"`` at ``epsilon=inf`` sent plaintext statistics to the
 aggregator (now refused); the dropout note could land on an earlier,
 identical release in the ledger; ``GridEncoding.max_rows`` lost its no-wrap
-guarantee to floating-point rounding for one or two parties.
+guarantee to floating-point rounding for one or two parties. One, marked
+xfail (strict), shows an open defect: the reveal-once record does not
+survive process workers (loky, Dask), so a second unmasking request sent as
+a new task is answered.
 """
 
 import dataclasses
@@ -47,13 +79,17 @@ import secrets
 
 import numpy as np
 import pytest
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from exact_pmf import chi_square_pvalue, laplace_pmf
+from joblib import Parallel, delayed, parallel_config
 from numpy.testing import assert_array_equal
 from scipy import stats
 from sklearn.linear_model import Ridge
 
 import fedsk._estimator
 import fedsk._federation
+import fedsk._party
 import fedsk._statistics
 from fedsk import FederatedEstimator, Federation, Party, PartyError
 from fedsk._aggregation import (
@@ -61,18 +97,31 @@ from fedsk._aggregation import (
     SecureAggregationAbort,
     Transcript,
     masked_sum,
-    paillier_sum,
+    masking_step,
+    run_sharing,
     shared_sum,
+    sharing_step,
 )
-from fedsk._aggregation._masking import MaskingParty, _pairwise_mask, prg
+from fedsk._aggregation._channels import NONCE_BYTES, open_sealed
+from fedsk._aggregation._masking import (
+    _SHARE_BYTES,
+    MaskingParty,
+    _pairwise_mask,
+    _private_bytes,
+    prg,
+)
 from fedsk._aggregation._shamir import PRIME, reconstruct_secret, share_secret
 from fedsk._federation import Request
+from fedsk._party import PartyRequest, PartyTask
 from fedsk.privacy import (
     BudgetLedger,
     Clipping,
     GridEncoding,
     budget_share,
+    derive_key,
     discrete_gaussian,
+    new_release_id,
+    new_secret,
 )
 from fedsk.privacy._distributed import (
     distributed_gaussian_sigma,
@@ -102,9 +151,12 @@ def _sum(vectors):
 
 
 def _arrays(payload):
-    """Every integer array inside a message payload (recursively)."""
+    """Every integer array inside a message payload (recursively); a sealed
+    message (bytes) counts by its encrypted body, read as ring elements."""
     if isinstance(payload, np.ndarray):
         yield payload
+    elif isinstance(payload, bytes):
+        yield _sealed_body(payload)
     elif isinstance(payload, dict):
         for value in payload.values():
             yield from _arrays(value)
@@ -141,13 +193,60 @@ def correlation(ring_values, plain):
 
 
 def _masking_round(names, threshold=2):
-    """A set-up masking round: keys advertised, shares exchanged."""
-    parties = {name: MaskingParty(name, i + 1) for i, name in enumerate(names)}
+    """A set-up masking round: keys advertised, shares sealed and relayed.
+
+    Returns the parties (each with a fresh secret, one release id), the
+    roster ``{name: (index, mask public, channel public)}`` and each party's
+    inbox ``{sender: ciphertext}`` (its own pair included), as the
+    coordinator relays them with the unmasking request.
+    """
+    release_id = new_release_id()
+    parties = {
+        name: MaskingParty(name, i + 1, new_secret(), release_id)
+        for i, name in enumerate(names)
+    }
     roster = {n: (p.index, *p.public_keys()) for n, p in parties.items()}
+    inbox = {name: {} for name in names}
     for name, party in parties.items():
         for peer, ciphertext in party.encrypted_shares(roster, threshold).items():
-            parties[peer].receive_shares(name, ciphertext, roster)
-    return parties, roster
+            inbox[peer][name] = ciphertext
+    return parties, roster, inbox
+
+
+def _sealed_body(ciphertext):
+    """The encrypted body of a sealed message (nonce and tag cut off), read as
+    ring elements: what the relay would add up if sealing were the identity."""
+    body = ciphertext[NONCE_BYTES:-16]
+    return np.frombuffer(body[: len(body) // 8 * 8], dtype=np.uint64)
+
+
+def _sharing_run(vectors, threshold, transcript, gone=None):
+    """Peer-to-peer steps in this process; ``gone[step]`` fail at that step.
+
+    Unlike ``shared_sum`` (whose ``None`` parties never join the roster),
+    a party listed under ``"contribute"`` publishes its key, then fails
+    before sending its shares; under ``"partial"``, after sending them.
+    """
+    gone = gone or {}
+    release_id = new_release_id()
+    secrets_ = {name: new_secret() for name in vectors}
+
+    def run(step, messages):
+        return {
+            name: sharing_step(
+                step,
+                secrets_[name],
+                release_id,
+                name,
+                message,
+                threshold,
+                vectors[name],
+            )
+            for name, message in messages.items()
+            if name not in gone.get(step, ())
+        }
+
+    return run_sharing(run, list(vectors), threshold, transcript)
 
 
 # -- federation fixtures --------------------------------------------------------
@@ -184,14 +283,16 @@ def _request(trust, epsilon=1.0, delta=0.0, statistic="linear_moments"):
 
 @pytest.fixture
 def fail_parties(monkeypatch):
-    """Make the parties with the given row counts raise in linear_moments."""
+    """Make the parties with the given row counts raise ``error`` in
+    linear_moments (default: ConnectionError, an unreachable party)."""
 
-    def install(*row_counts):
+    def install(*row_counts, error=None):
+        error = ConnectionError("party offline") if error is None else error
         original = fedsk._statistics.STATISTICS["linear_moments"]
 
         def compute(X, y, **params):
             if X.shape[0] in row_counts:
-                raise RuntimeError("party offline")
+                raise error
             return original.compute(X, y, **params)
 
         monkeypatch.setitem(
@@ -219,8 +320,9 @@ def fit_ledgers(monkeypatch):
 
 @pytest.fixture
 def protocol_inputs(monkeypatch):
-    """Records what each party fed into the protocol and its encoded statistic."""
-    seen = {"encoded": [], "inputs": []}
+    """Records each party's encoded statistic, the noisy vector it fed into
+    the protocol, and the release id of its protocol steps."""
+    seen = {"encoded": [], "inputs": [], "release_ids": set()}
     encode = GridEncoding.encode
 
     def recording_encode(self, blocks):
@@ -229,14 +331,16 @@ def protocol_inputs(monkeypatch):
         return out
 
     monkeypatch.setattr(GridEncoding, "encode", recording_encode)
-    for name in ("masked_sum", "shared_sum", "paillier_sum"):
-        protocol = getattr(fedsk._federation, name)
+    for name in ("masking_step", "sharing_step"):
+        step_function = getattr(fedsk._party, name)
 
-        def wrapped(vectors, *args, _protocol=protocol, **kwargs):
-            seen["inputs"].extend(v.copy() for v in vectors.values() if v is not None)
-            return _protocol(vectors, *args, **kwargs)
+        def wrapped(step, *args, _step=step_function, **kwargs):
+            seen["release_ids"].add(args[1])  # (secret, release_id, name, ...)
+            if step == "contribute":  # the party's noisy vector, before masking
+                seen["inputs"].append(args[5].copy())  # after the threshold
+            return _step(step, *args, **kwargs)
 
-        monkeypatch.setattr(fedsk._federation, name, wrapped)
+        monkeypatch.setattr(fedsk._party, name, wrapped)
     return seen
 
 
@@ -293,6 +397,53 @@ def test_shared_sum_is_exact_with_and_without_dropouts():
         assert_array_equal(shared_sum(vectors), _sum(vectors))
 
 
+def test_peer_to_peer_survives_dropouts_after_publishing_keys():
+    # 10 parties, t = 6. Parties that publish their key and then fail
+    # before sending their shares are left out: each other party adds back
+    # the share it had sealed for them, and the total is the exact sum of
+    # the others' vectors, for 0 to 4 dropouts (5 schedules each). With 5
+    # dropouts (5 < t senders) it aborts before relaying a single share.
+    rng = np.random.default_rng(11)
+    names = [f"p{i}" for i in range(10)]
+    for n_gone in range(6):
+        for schedule in range(5):
+            vectors = _vectors(10, 20, seed=10 * n_gone + schedule)
+            gone = set(rng.choice(names, n_gone, replace=False).tolist())
+            alive = [n for n in names if n not in gone]
+            transcript = Transcript()
+            if n_gone == 5:
+                with pytest.raises(SecureAggregationAbort, match="sent their shares"):
+                    _sharing_run(vectors, 6, transcript, {"contribute": gone})
+                assert transcript.kinds() == ["public_key"]
+                continue
+            total, members = _sharing_run(vectors, 6, transcript, {"contribute": gone})
+            assert members == alive
+            assert_array_equal(total, _sum({n: vectors[n] for n in alive}))
+            published = [
+                m.sender for m in transcript.messages if m.kind == "public_key"
+            ]
+            assert published == names
+            shares = [m for m in transcript.messages if m.kind == "share"]
+            # every survivor gets one sealed share from each survivor (itself
+            # included), and nothing is relayed to or from a dropped party
+            assert sorted((m.sender, m.recipient) for m in shares) == sorted(
+                itertools.product(alive, alive)
+            )
+            assert sorted(
+                m.sender for m in transcript.messages if m.kind == "partial_sum"
+            ) == sorted(alive)
+
+
+def test_peer_to_peer_aborts_when_a_party_fails_after_sending_its_shares():
+    # Its partial sum holds shares nobody else can open: no total, and no
+    # partial sum is published.
+    vectors = _vectors(5, 8, seed=12)
+    transcript = Transcript()
+    with pytest.raises(SecureAggregationAbort, match=r"\['p3'\] failed before"):
+        _sharing_run(vectors, 3, transcript, {"partial": {"p3"}})
+    assert "partial_sum" not in transcript.kinds()
+
+
 def test_sums_wrap_only_beyond_int64():
     # Near the int64 limits, modulo 2^64 arithmetic still gives the exact
     # int64 sum as long as the true sum is in range.
@@ -301,21 +452,6 @@ def test_sums_wrap_only_beyond_int64():
     expected = np.array([2**63 - 1, -(2**63)], dtype=np.int64)
     assert_array_equal(masked_sum(vectors, 2), expected)
     assert_array_equal(shared_sum(vectors), expected)
-
-
-def test_paillier_sum_is_exact_on_a_short_vector():
-    pytest.importorskip("phe")
-    vectors = _vectors(3, 4, seed=2, magnitude=2**40)
-    vectors["p1"] = None  # a dropout is left out
-    transcript = Transcript()
-    total = paillier_sum(vectors, transcript, key_bits=1024)
-    assert_array_equal(total, _sum(vectors))
-    assert transcript.kinds() == [
-        "public_key",
-        "ciphertexts",
-        "encrypted_total",
-        "total",
-    ]
 
 
 # -- 2. what the coordinator sees -------------------------------------------------
@@ -358,9 +494,9 @@ def test_uniformity_and_correlation_tests_have_power():
     # masked_a = x + self_mask_a + pairwise_ab.
     rng = np.random.default_rng(4)
     x = rng.integers(-(2**62), 2**62, N_ENTRIES, dtype=np.int64)
-    parties, roster = _masking_round(["a", "b"])
+    parties, roster, _ = _masking_round(["a", "b"])
     a, b = parties["a"], parties["b"]
-    masked = a.masked_input(x, roster)
+    masked = a.masked_input(x, roster, ["a", "b"])
     pairwise = _pairwise_mask(b._mask_key, roster["a"][1], N_ENTRIES)
     self_mask = prg(a._self_seed, N_ENTRIES)
 
@@ -441,76 +577,306 @@ def test_masks_are_fresh_even_when_the_noise_is_seeded(protocol_inputs):
 
 def test_a_party_refuses_a_request_listing_a_party_alive_and_dropped():
     names = ["a", "b", "c", "d"]
-    parties, _ = _masking_round(names, threshold=3)
+    parties, roster, inbox = _masking_round(names, threshold=3)
+    a = parties["a"]
     with pytest.raises(ValueError, match=r"'a' refuses to unmask: \['c'\]"):
-        parties["a"].reveal(["a", "b", "c"], ["c", "d"])
-    # refusing revealed nothing, so an honest request is still answered once
-    reveal = parties["a"].reveal(["a", "b", "c"], ["d"])
+        a.reveal(inbox["a"], roster, ["a", "b", "c"], ["c", "d"])
+    reveal = a.reveal(inbox["a"], roster, ["a", "b", "c"], ["d"])
     assert set(reveal["seeds"]) == {"a", "b", "c"} and set(reveal["keys"]) == {"d"}
-    with pytest.raises(RuntimeError, match="already revealed this round"):
-        parties["a"].reveal(["a", "b", "c"], ["d"])
     # a party never reveals both shares of one peer
     assert not set(reveal["seeds"]) & set(reveal["keys"])
+    # the shares revealed are those each peer dealt to a (its own included)
+    for name in names:
+        held = a.open_shares({name: inbox["a"][name]}, roster)[name]
+        if name == "d":
+            assert reveal["keys"]["d"] == held[0]
+        else:
+            assert reveal["seeds"][name] == held[1]
+
+
+def _masking_steps(names, threshold):
+    """keys and share steps through ``masking_step``, as the federation runs
+    them: returns each party's secret, the release id, roster and inboxes."""
+    release_id = new_release_id()
+    secrets_ = {name: new_secret() for name in names}
+    roster = {
+        name: (
+            i + 1,
+            *masking_step("keys", secrets_[name], release_id, name, {}, threshold),
+        )
+        for i, name in enumerate(names)
+    }
+    inbox = {name: {} for name in names}
+    message = {"roster": roster}
+    for name in names:
+        sealed = masking_step(
+            "share", secrets_[name], release_id, name, message, threshold
+        )
+        for peer, ciphertext in sealed.items():
+            inbox[peer][name] = ciphertext
+    return secrets_, release_id, roster, inbox
+
+
+def test_a_party_reveals_only_once_per_release():
+    # The rule lives in masking_step, with the ids of the releases the party
+    # has revealed for (its only state): a second request for the same
+    # release (here one that would now hand over c's mask key after c's
+    # self seed) is refused; another release is answered.
+    names = ["a", "b", "c"]
+    secrets_, release_id, roster, inbox = _masking_steps(names, 2)
+    revealed = set()
+
+    def request(alive, dropped, rid=release_id):
+        message = {
+            "roster": roster,
+            "ciphertexts": inbox["a"],
+            "alive": alive,
+            "dropped": dropped,
+        }
+        return masking_step(
+            "reveal", secrets_["a"], rid, "a", message, 2, revealed=revealed
+        )
+
+    first = request(names, [])
+    assert set(first["seeds"]) == set(names) and first["keys"] == {}
+    assert revealed == {release_id}
+    with pytest.raises(RuntimeError, match="already answered for this release"):
+        request(["a", "b"], ["c"])
+    # without the state the step would answer: the refusal is the rule's
+    assert (
+        "c"
+        in masking_step(
+            "reveal",
+            secrets_["a"],
+            release_id,
+            "a",
+            {
+                "roster": roster,
+                "ciphertexts": inbox["a"],
+                "alive": ["a", "b"],
+                "dropped": ["c"],
+            },
+            2,
+        )["keys"]
+    )
+    # a request listing a party alive and dropped reveals nothing
+    other = new_release_id()
+    with pytest.raises(ValueError, match="refuses to unmask"):
+        request(["a", "c"], ["c"], rid=other)
+
+
+def _reveal_request(release_id, message):
+    """The coordinator's unmasking request to a party, as the federation
+    delivers it (the task carries only the release id here)."""
+    task = PartyTask(release_id, clipping=None, statistic="", params={})
+    return PartyRequest("protocol", task, "masking", "reveal", message)
+
+
+def test_each_party_reveals_once_per_federated_release(protocol_inputs):
+    # After a secure release every party has recorded its one reveal; the
+    # coordinator asking p0 again (now listing p3 as dropped, which would
+    # hand over p3's mask key share after its self-seed share) is refused.
+    fed = _federation(4, min_parties=3)
+    fed.release(_request("secure"), seed_sequence=None)
+    (release_id,) = protocol_inputs["release_ids"]
+    assert all(p.source.revealed == {release_id} for p in fed.parties)
+    messages = fed.last_transcript_.messages
+    (roster,) = [m.payload for m in messages if m.kind == "roster"]
+    inbox = {
+        m.sender: m.payload[1]
+        for m in messages
+        if m.kind == "encrypted_shares" and m.recipient == COORDINATOR
+        if m.payload[0] == "p0"
+    }
+    again = {
+        "roster": roster,
+        "ciphertexts": inbox,
+        "alive": ["p0", "p1", "p2"],
+        "dropped": ["p3"],
+    }
+    p0 = fed.parties[0].source
+    with pytest.raises(RuntimeError, match="already answered"):
+        fedsk._party.answer(p0, "p0", _reveal_request(release_id, again))
+    # control: without the record, the same request would be answered
+    fresh = dataclasses.replace(p0, revealed=set())
+    answer = fedsk._party.answer(fresh, "p0", _reveal_request(release_id, again))
+    assert set(answer["keys"]) == {"p3"}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="library defect: the reveal record is a field of the party's source, "
+    "which joblib's process backends (and Dask) pickle into each task, so a "
+    "second unmasking request in a new task is answered",
+)
+def test_a_party_reveals_once_even_in_process_workers():
+    # The federation delivers each step as a joblib task; under loky (the
+    # default backend for n_jobs > 1) a party's steps run in worker processes.
+    names = ["p0", "p1", "p2"]
+    secrets_, release_id, roster, inbox = _masking_steps(names, 2)
+    source = dataclasses.replace(
+        _federation(3).parties[0].source, secret=secrets_["p0"]
+    )
+
+    def request(alive, dropped):
+        message = {
+            "roster": roster,
+            "ciphertexts": inbox["p0"],
+            "alive": alive,
+            "dropped": dropped,
+        }
+        return delayed(fedsk._party.answer)(
+            source, "p0", _reveal_request(release_id, message)
+        )
+
+    with parallel_config(backend="loky", n_jobs=2):
+        (first,) = Parallel()([request(names, [])])
+        assert set(first["seeds"]) == set(names)
+        with pytest.raises(RuntimeError, match="already answered"):
+            Parallel()([request(["p0", "p1"], ["p2"])])
+
+
+def test_a_party_rebuilds_its_keys_from_its_secret_and_the_release_id():
+    # The party keeps no key between steps: the same (secret, release id)
+    # gives the same public keys and shares it can open; another release id
+    # or another secret gives unrelated keys.
+    secret, release_id = new_secret(), new_release_id()
+    keys = MaskingParty("a", 1, secret, release_id).public_keys()
+    assert masking_step("keys", secret, release_id, "a", {}, 1) == keys
+    assert len(keys) == 2 and all(len(k) == 32 for k in keys) and keys[0] != keys[1]
+    for other in (
+        MaskingParty("a", 1, secret, new_release_id()),
+        MaskingParty("a", 1, new_secret(), release_id),
+    ):
+        assert not set(other.public_keys()) & set(keys)
+
+
+def test_shares_are_sealed_for_their_recipient_only():
+    # Each party seals one pair per roster member, its own included; the
+    # recipient opens it, anyone else (a peer, or the coordinator with a
+    # guessed key) gets an authentication failure, and a tampered
+    # ciphertext is refused. No ciphertext contains its share's bytes.
+    names = ["a", "b", "c", "d"]
+    parties, roster, inbox = _masking_round(names, threshold=3)
+    assert all(set(inbox[name]) == set(names) for name in names)
+    for recipient in names:
+        held = parties[recipient].open_shares(inbox[recipient], roster)
+        for sender, (key_share, seed_share) in held.items():
+            ciphertext = inbox[recipient][sender]
+            for value in (key_share, seed_share):
+                assert value.to_bytes(_SHARE_BYTES, "big") not in ciphertext
+    # what b, c and d (t = 3) opened of a's pairs gives back a's mask key
+    key_shares = [
+        (roster[n][0], parties[n].open_shares({"a": inbox[n]["a"]}, roster)["a"][0])
+        for n in ("b", "c", "d")
+    ]
+    assert reconstruct_secret(key_shares).to_bytes(32, "big") == _private_bytes(
+        parties["a"]._mask_key
+    )
+    with pytest.raises(InvalidTag):
+        parties["b"].open_shares({"a": inbox["c"]["a"]}, roster)
+    tampered = bytearray(inbox["b"]["a"])
+    tampered[-1] ^= 1
+    with pytest.raises(InvalidTag):
+        parties["b"].open_shares({"a": bytes(tampered)}, roster)
 
 
 @seeded
 @pytest.mark.parametrize("delta", [0.0, 1e-6])
-@pytest.mark.parametrize("protocol", ["masking", "paillier"])
-def test_the_coordinator_never_sees_a_plaintext(protocol_inputs, protocol, delta):
-    # Every array in every message of a secure release (not only those
-    # addressed to the coordinator: it relays the encrypted shares too) is
-    # compared with every party's encoded statistic and noised input: none
-    # is equal, or even within 2^40 of it on 0.1% of its coordinates. The
-    # one exception is Paillier's "total", the released sum itself. Paillier
-    # runs on "moments" (7 coordinates) to stay fast.
-    if protocol == "paillier":
-        pytest.importorskip("phe")
-    fed = _federation(4, min_parties=3, secure_protocol=protocol)
-    request = _request("secure", delta=delta)
-    if protocol == "paillier":
-        request = dataclasses.replace(request, statistic="moments")
-    fed.release(request, seed_sequence=np.random.SeedSequence(0))
+@pytest.mark.parametrize("trust", DISTRIBUTED)
+def test_the_coordinator_never_sees_a_plaintext(protocol_inputs, trust, delta):
+    # Every array in every message of a release (not only those addressed
+    # to the coordinator: it relays the sealed shares too, whose encrypted
+    # bodies are read as ring elements) is compared with every party's
+    # encoded statistic and noised input: none is equal, or even within
+    # 2^40 of it on 0.1% of its coordinates (peer-to-peer's partial sums
+    # included: each is masked by the other parties' shares).
+    fed = _federation(4, min_parties=3)
+    fed.release(_request(trust, delta=delta), seed_sequence=np.random.SeedSequence(0))
     plaintexts = protocol_inputs["encoded"] + protocol_inputs["inputs"]
     assert len(protocol_inputs["inputs"]) == 4
     messages = fed.last_transcript_.messages
-    to_coordinator = fed.last_transcript_.seen_by(COORDINATOR)
-    assert any(m.kind in ("masked_input", "ciphertexts") for m in to_coordinator)
+    kinds = {m.kind for m in messages}
+    if trust == "secure":
+        assert {"masked_input", "encrypted_shares", "reveal"} <= kinds
+    else:
+        assert {"public_key", "share", "partial_sum"} == kinds
+    n_checked = 0
     for message in messages:
-        if message.kind == "total":
-            continue
         for array in _arrays(message.payload):
             for plain in plaintexts:
+                n_checked += array.shape == plain.shape
                 assert _close_fraction(array, plain) < 1e-3, message.kind
+    # masked inputs, or sealed shares (4 x 4) and partial sums, were compared
+    assert n_checked >= 8 * (4 if trust == "secure" else 20)
 
 
 @seeded
-def test_peer_to_peer_has_no_coordinator_and_no_plaintext(protocol_inputs):
+def test_peer_to_peer_shares_cross_sealed_and_no_coordinator_is_involved(
+    protocol_inputs,
+):
     fed = _federation(5)
     fed.release(_request("peer_to_peer"), seed_sequence=np.random.SeedSequence(1))
     transcript = fed.last_transcript_
-    assert transcript.kinds() == ["share", "partial_sum"]
+    assert transcript.kinds() == ["public_key", "share", "partial_sum"]
     assert all(COORDINATOR not in (m.sender, m.recipient) for m in transcript.messages)
     assert transcript.seen_by(COORDINATOR) == [  # only what is public
         m for m in transcript.messages if m.recipient == "*"
     ]
+    assert [m.kind for m in transcript.seen_by(COORDINATOR)] == (
+        ["public_key"] * 5 + ["partial_sum"] * 5
+    )
     plaintexts = protocol_inputs["encoded"] + protocol_inputs["inputs"]
     for message in transcript.messages:
         for array in _arrays(message.payload):
             for plain in plaintexts:
                 assert _close_fraction(array, plain) < 1e-3
-    # each party receives exactly one share from each peer
+    # each party receives exactly one sealed share from each party (itself
+    # included); the relay cannot read them: the bodies of a party's shares,
+    # summed as if they were plaintext, are far from its input, while the
+    # same ciphertexts opened with the channel key (from its secret and the
+    # release id) add up to it exactly
     for party in fed.party_names:
         senders = [m.sender for m in transcript.messages if m.recipient == party]
-        assert sorted(senders) == sorted(set(fed.party_names) - {party})
+        assert sorted(senders) == fed.party_names
+    (release_id,) = protocol_inputs["release_ids"]
+    public = {
+        m.sender: m.payload for m in transcript.messages if m.kind == "public_key"
+    }
+    for party, vector in zip(fed.parties, protocol_inputs["inputs"]):
+        sealed = [
+            m
+            for m in transcript.messages
+            if m.kind == "share" and m.sender == party.name
+        ]
+        assert all(isinstance(m.payload, bytes) for m in sealed)
+        as_plain = np.sum([_sealed_body(m.payload) for m in sealed], axis=0)
+        assert _close_fraction(as_plain, vector) < 1e-3
+        key = X25519PrivateKey.from_private_bytes(
+            derive_key(party.source.secret, release_id, b"sharing channel key")
+        )
+        opened = np.sum(
+            [
+                np.frombuffer(
+                    open_sealed(key, public[m.recipient], m.payload), np.uint64
+                )
+                for m in sealed
+            ],
+            axis=0,
+        )
+        assert_array_equal(opened.view(np.int64), vector)
 
 
-def test_secure_trust_without_noise_still_hides_party_statistics():
+def test_distributed_trust_without_noise_is_refused_before_anything_is_sent():
+    # Without noise there is no grid to sum securely: the release is refused
+    # (rather than summing the parties' exact statistics in the clear),
+    # before any charge or protocol message.
     fed = _federation(4, min_parties=3)
-    try:
-        fed.release(_request("secure", epsilon=INF), seed_sequence=None)
-    except ValueError:
-        return  # refusing secure trust without noise would also be a fix
-    assert "masked_input" in fed.last_transcript_.kinds()
+    for trust in DISTRIBUTED:
+        with pytest.raises(ValueError, match="in the clear"):
+            fed.release(_request(trust, epsilon=INF), seed_sequence=None)
+        assert fed.last_transcript_.messages == []
+        assert all(p.ledger.events == [] for p in fed.parties)
 
 
 # -- 3. Shamir ----------------------------------------------------------------------
@@ -590,30 +956,37 @@ def _grid(mechanism, epsilon=1.0, delta=1e-6):
     )
 
 
-def test_polya_topup_restores_discrete_laplace_exactly():
-    # 6 of 10 parties survive: each adds its 1/10 share and a top-up share of
-    # shape (10 - 6) / (10 x 6); the 12 Polya variables add up to DLap(3)
-    # (10^5 sums, chi-square against the exact pmf, threshold as above),
-    # while the 6 shares alone do not (power control: p ~ 0).
+def test_more_polya_shares_than_the_threshold_add_noise():
+    # Shares calibrated for m = 6 parties (shape 1/6, scale 3): any 6 add up
+    # to DLap(3) exactly; 12 (more survivors than the threshold; at most
+    # 2m - 1 can survive, 12 is a bound with an exact pmf) add up to the sum
+    # of two independent DLap(3), twice its variance: chi-square against
+    # the exact pmf of each (10^5 sums, seeded; the right distribution gives
+    # p < 1e-3 for 1 seed in 1,000), and the 12 shares are rejected as
+    # DLap(3) (power control: p ~ 0, far below 1e-6).
     rng = np.random.default_rng(7)
-    n, m = 10, 6
-    shares = sum(polya_laplace_share(3.0, 1 / n, N_NOISE, rng) for _ in range(m))
-    topups = sum(
-        polya_laplace_share(3.0, (n - m) / (n * m), N_NOISE, rng) for _ in range(m)
-    )
-    assert chi_square_pvalue(shares + topups, *laplace_pmf(3.0)) > 1e-3
-    assert chi_square_pvalue(shares, *laplace_pmf(3.0)) < 1e-6
+    m = 6
+    first = sum(polya_laplace_share(3.0, 1 / m, N_NOISE, rng) for _ in range(m))
+    second = sum(polya_laplace_share(3.0, 1 / m, N_NOISE, rng) for _ in range(m))
+    support, pmf = laplace_pmf(3.0)
+    assert chi_square_pvalue(first, support, pmf) > 1e-3
+    twelve = first + second
+    double = np.arange(2 * support[0], 2 * support[-1] + 1)
+    assert chi_square_pvalue(twelve, double, np.convolve(pmf, pmf)) > 1e-3
+    assert chi_square_pvalue(twelve, support, pmf) < 1e-6
 
 
 @pytest.mark.parametrize("mechanism", ["discrete_laplace", "discrete_gaussian"])
-def test_topup_restores_the_full_noise_level(mechanism):
-    # A calibrated release with one block of 20,000 coordinates; 6 of 10
-    # parties survive and each adds encoding.noise (its share) and
-    # encoding.topup_noise. Variance of the total over 5 rounds = 10^5
-    # values: the relative SE of a sample variance is sqrt((kurtosis - 1) /
-    # n) <= sqrt(5 / 10^5) = 0.7%, so 4% is > 5 SE. Laplace: exactly the
-    # central variance. Gaussian: 6 x (1 + 1) = 12 shares, 1.2x the central
-    # variance, as survivors_noise_std says. Shares without top-up: 0.6x.
+def test_noise_of_k_shares_calibrated_for_m(mechanism):
+    # A calibrated release with one block of 20,000 coordinates; every party
+    # draws encoding.noise(rng, m) with m = 6 (the threshold), and k = 6 or
+    # 10 of them survive. Variance of the total over 5 rounds = 10^5 values:
+    # the relative SE of a sample variance is sqrt((kurtosis - 1) / n) <=
+    # sqrt(5 / 10^5) = 0.7%, so 4% is > 5 SE, and k = 10 (10/6 = 1.67x the
+    # variance) cannot pass for k = 6. Stated: noise_std(m, k), whose square
+    # is k / m times the central variance (Laplace exactly; Gaussian: the
+    # distributed sigma for m, whose m shares give the central variance at
+    # this calibration, tau ~ 0).
     _, _, rho = budget_share(1.0, 1e-6, 1.0)
     encoding = GridEncoding.calibrate(
         [(20_000,)],
@@ -622,24 +995,18 @@ def test_topup_restores_the_full_noise_level(mechanism):
         rho=rho if mechanism == "discrete_gaussian" else None,
     )
     assert encoding.mechanism == mechanism
-    rng = np.random.default_rng(7)
-    n, m = 10, 6
-    full, shares_only = [], []
-    for _ in range(5):
-        shares = sum(encoding.noise(rng, n) for _ in range(m))
-        topups = sum(encoding.topup_noise(rng, n, m) for _ in range(m))
-        shares_only.append(shares)
-        full.append(shares + topups)
-    full, shares_only = np.concatenate(full), np.concatenate(shares_only)
     grid = encoding.step * encoding.block_scales[0]
     central_var = (encoding.noise_std()[0] / grid) ** 2
-    stated_var = (encoding.survivors_noise_std(n, m)[0] / grid) ** 2
-    assert full.var() == pytest.approx(stated_var, rel=0.04)
-    if mechanism == "discrete_laplace":
-        assert stated_var == pytest.approx(central_var, rel=1e-12)
-    else:
-        assert stated_var == pytest.approx(1.2 * central_var, rel=1e-6)
-    assert shares_only.var() == pytest.approx(0.6 * central_var, rel=0.04)
+    rng = np.random.default_rng(7)
+    m = 6
+    assert encoding.noise_std(m, m) == encoding.noise_std(m)
+    for k in (6, 10):
+        total = np.concatenate(
+            [sum(encoding.noise(rng, m) for _ in range(k)) for _ in range(5)]
+        )
+        stated_var = (encoding.noise_std(m, k)[0] / grid) ** 2
+        assert stated_var == pytest.approx(k / m * central_var, rel=1e-9)
+        assert total.var() == pytest.approx(stated_var, rel=0.04), k
 
 
 def test_distributed_gaussian_shares_add_up_to_the_central_variance():
@@ -670,9 +1037,10 @@ def test_distributed_gaussian_shares_add_up_to_the_central_variance():
     ],
 )
 def test_distributed_gaussian_sigma_meets_rho(rho, sensitivity, n_coords, n_parties):
-    # For every number of shares N from n to 2n (dropouts with top-ups) the
-    # Kairouz-Liu-Steinke bound is <= rho, and sigma is the smallest such
-    # (1% less breaks it for some N).
+    # For every number of shares N from n to 2n (n is the threshold, at
+    # least a majority, so at most 2n - 1 parties survive; each adds its
+    # share) the Kairouz-Liu-Steinke bound is <= rho, and sigma is the
+    # smallest such (1% less breaks it for some N).
     sigma = distributed_gaussian_sigma(rho, sensitivity, n_coords, n_parties)
     for shares in range(n_parties, 2 * n_parties + 1):
         assert distributed_rho(sigma, sensitivity, n_coords, shares) <= rho * (1 + 1e-9)
@@ -843,26 +1211,61 @@ def test_zero_noise_protocols_sum_the_encoded_statistics_exactly(monkeypatch, de
         assert np.all(np.abs(total - exact) <= 2 * steps)
 
 
+@pytest.mark.parametrize("trust", DISTRIBUTED)
+def test_a_dropout_is_left_out_of_the_sum_exactly(monkeypatch, fail_parties, trust):
+    # Noise patched to zero; p3 (103 rows) fails when asked for its
+    # statistic, after publishing its keys. The release is exactly the sum
+    # of the other three parties' encoded statistics: the masks (or shares)
+    # dealt with p3 cancel.
+    def zeros(self, rng, *args):
+        return np.zeros(self.n_coords, dtype=np.int64)
+
+    monkeypatch.setattr(GridEncoding, "noise", zeros)
+    fail_parties(103)
+    fed = _federation(4, min_parties=3)
+    release = fed.release(_request(trust), seed_sequence=None)
+    encoding = _grid("discrete_laplace")
+    survivors = sum(
+        encoding.encode(
+            fedsk._statistics.STATISTICS["linear_moments"].compute(
+                *CLIPPING.apply(p.X, p.y)
+            )
+        )
+        for p in fed.parties[:3]
+    )
+    assert_array_equal(encoding.encode(release.blocks), survivors)
+
+
 @seeded
 @pytest.mark.parametrize("delta", [0.0, 1e-6])
-def test_protocols_agree_exactly_under_the_same_seed(delta):
-    # Masking, Paillier and peer-to-peer sum the same noised inputs: the
-    # released totals are identical (a 1-feature statistic keeps Paillier
-    # under a second: 3 coordinates x 3 parties).
-    pytest.importorskip("phe")
+def test_protocols_agree_exactly_under_the_same_seed(fail_parties, delta):
+    # Masking and peer-to-peer sum the same seeded noisy inputs exactly: the
+    # released totals are identical, with every party and with p1 dropping
+    # out (left out by both; peer-to-peer adds back the shares sealed for
+    # it). Unseeded, each party's noise comes from its own secret and the
+    # totals differ (control).
     totals = {}
-    for trust, protocol in [
-        ("secure", "masking"),
-        ("secure", "paillier"),
-        ("peer_to_peer", "masking"),
-    ]:
-        fed = _federation(3, min_parties=2, secure_protocol=protocol)
-        request = dataclasses.replace(_request(trust, delta=delta), statistic="moments")
-        release = fed.release(request, seed_sequence=np.random.SeedSequence(2))
-        totals[trust, protocol] = np.concatenate(release.blocks)
-    first, *others = totals.values()
-    for other in others:
-        assert_array_equal(other, first)
+    for dropout in (False, True):
+        if dropout:
+            fail_parties(101)
+        for trust in DISTRIBUTED:
+            fed = _federation(3, min_parties=2)
+            release = fed.release(
+                _request(trust, delta=delta), seed_sequence=np.random.SeedSequence(2)
+            )
+            totals[trust, dropout] = np.concatenate(release.blocks)
+    for dropout in (False, True):
+        assert_array_equal(totals["secure", dropout], totals["peer_to_peer", dropout])
+    assert not np.array_equal(totals["secure", False], totals["secure", True])
+    unseeded = [
+        np.concatenate(
+            _federation(3, min_parties=2)
+            .release(_request(trust, delta=delta), seed_sequence=None)
+            .blocks
+        )
+        for trust in DISTRIBUTED
+    ]
+    assert not np.array_equal(*unseeded)
 
 
 @seeded
@@ -884,8 +1287,10 @@ def test_distributed_noise_costs_no_extra_budget(delta):
 def test_dropouts_above_threshold_are_survived_and_noted(
     fail_parties, fit_ledgers, trust, delta
 ):
-    # p3 and p7 (103 and 107 rows) fail: 8 of 10 >= min_parties 6 (and the
-    # masking threshold is max(6, majority 6) = 6).
+    # p3 and p7 (103 and 107 rows) are unreachable (ConnectionError) when
+    # asked for their statistic: 8 of 10 >= min_parties 6 (and the masking
+    # threshold is max(6, majority 6) = 6). They are not charged; the others
+    # are, with a note naming them.
     fail_parties(103, 107)
     fed = _federation(min_parties=6)
     model = FederatedEstimator(
@@ -898,7 +1303,8 @@ def test_dropouts_above_threshold_are_survived_and_noted(
         random_state=0,
         n_jobs=1,
     ).fit(fed)
-    assert model.epsilon_spent_ == pytest.approx(1.0)
+    # budget shares are rounded down: never above the budget, by no slack
+    assert 1.0 - 1e-9 < model.epsilon_spent_ <= 1.0
     (fit_ledger,) = fit_ledgers
     assert len(fit_ledger.events) == 1
     for party in fed.parties:
@@ -906,33 +1312,61 @@ def test_dropouts_above_threshold_are_survived_and_noted(
             assert party.ledger.events == []
         else:
             (event,) = party.ledger.events
-            assert party.ledger.spent()[0] == pytest.approx(1.0)
-            assert "left out 2 of 10 parties (p3, p7)" in event.note
-            assert "topped up the noise" in event.note
-    assert "left out 2 of 10 parties (p3, p7)" in fit_ledger.events[0].note
+            assert 1.0 - 1e-9 < party.ledger.spent()[0] <= 1.0
+            # seeded (random_state), then the dropout: nothing else
+            assert event.note == (
+                "noise seeded from random_state: reproducible by whoever holds "
+                "it (simulation only); left out 2 of 10 parties (p3, p7)"
+            )
+    assert fit_ledger.events[0].note.endswith("; left out 2 of 10 parties (p3, p7)")
     text = str(model.privacy_report())
-    assert "note (Ridge): left out 2 of 10 parties (p3, p7)" in text
-    if trust == "secure":  # the protocol itself saw them as dropped
-        (request,) = [
-            m.payload
-            for m in fed.last_transcript_.messages
-            if m.kind == "unmask_request"
-        ]
+    assert "left out 2 of 10 parties (p3, p7)" in text
+    messages = fed.last_transcript_.messages
+    # the protocol itself saw them drop out after publishing their keys
+    kind = "public_keys" if trust == "secure" else "public_key"
+    assert {m.sender for m in messages if m.kind == kind} == set(fed.party_names)
+    if trust == "secure":
+        (request,) = [m.payload for m in messages if m.kind == "unmask_request"]
         assert sorted(request[1]) == ["p3", "p7"]
+    else:
+        senders = {m.sender for m in messages if m.kind == "share"}
+        assert senders == set(fed.party_names) - {"p3", "p7"}
 
 
 @seeded
 @pytest.mark.parametrize("delta", [0.0, 1e-6])
-def test_dropout_release_reports_the_topped_up_noise(fail_parties, delta):
-    fail_parties(103, 107, 108)
-    fed = _federation(min_parties=6)
-    request = _request("secure", delta=delta)
-    release = fed.release(request, seed_sequence=np.random.SeedSequence(3))
+@pytest.mark.parametrize("trust", DISTRIBUTED)
+def test_released_noise_std_is_that_of_the_survivors_shares(
+    monkeypatch, fail_parties, trust, delta
+):
+    # min_parties 6: every party draws its share for 6 parties (the
+    # threshold), whoever survives. With 7 survivors the release states
+    # noise_std(6, 7) = sqrt(7/6) x the central std (more noise, never
+    # less); with all 10, noise_std(6, 10).
+    drawn = []
+    noise = GridEncoding.noise
+
+    def recording_noise(self, rng, n_parties=1):
+        drawn.append(n_parties)
+        return noise(self, rng, n_parties)
+
+    monkeypatch.setattr(GridEncoding, "noise", recording_noise)
     encoding = _grid("discrete_gaussian" if delta else "discrete_laplace", delta=delta)
-    np.testing.assert_allclose(
-        release.noise_std, encoding.survivors_noise_std(10, 7), rtol=1e-9
-    )
-    assert np.all(np.asarray(release.noise_std) >= np.asarray(encoding.noise_std(10)))
+    central = np.asarray(encoding.noise_std())
+    request = _request(trust, delta=delta)
+    for failing, survivors in [((), 10), ((103, 107, 108), 7)]:
+        fail_parties(*failing)
+        drawn.clear()
+        release = _federation(min_parties=6).release(
+            request, seed_sequence=np.random.SeedSequence(3)
+        )
+        assert drawn == [6] * survivors
+        np.testing.assert_allclose(
+            release.noise_std, encoding.noise_std(6, survivors), rtol=1e-12
+        )
+        np.testing.assert_allclose(
+            release.noise_std, math.sqrt(survivors / 6) * central, rtol=1e-9
+        )
 
 
 @seeded
@@ -958,13 +1392,19 @@ def test_dropouts_below_threshold_release_and_charge_nothing(
         model.fit(fed)
     message = str(error.value)
     assert "but 3 failed" in message and "Nothing was released or charged" in message
-    assert "party 'p1': RuntimeError: party offline" in message
+    assert "party 'p1': ConnectionError: party offline" in message
     assert not hasattr(model, "estimator_")
     (fit_ledger,) = fit_ledgers
     assert fit_ledger.events == []
     for party in fed.parties:
         assert party.ledger.events == []
-    assert fed.last_transcript_.messages == []  # no protocol message was sent
+    # the survivors sent masked inputs or nothing, and nothing that could
+    # unmask them was sent: no unmasking request, no share relayed
+    kinds = fed.last_transcript_.kinds()
+    assert not {"unmask_request", "reveal", "share", "partial_sum"} & set(kinds)
+    if trust == "secure":
+        masked = [m for m in fed.last_transcript_.messages if m.kind == "masked_input"]
+        assert len(masked) == 7
 
 
 @seeded
@@ -986,8 +1426,50 @@ def test_a_failed_distributed_release_leaves_every_ledger_empty(fail_parties, tr
     assert all(p.ledger.events == [] for p in fed.parties)
 
 
-@seeded
+@pytest.mark.parametrize("trust", ["central", *DISTRIBUTED])
+def test_a_failure_computing_on_its_rows_stays_charged_and_quotes_nothing(
+    fail_parties, trust
+):
+    # p3 and p7 raise inside the statistic (an error that depends on their
+    # rows, with a detail it could quote): unlike an unreachable party they
+    # stay charged, their error crosses as its type only, and below the
+    # threshold the others are refunded. Above it (min_parties 8) the
+    # release goes on, every party is charged, the note names p3 and p7.
+    fail_parties(103, 107, error=RuntimeError("row 17 holds 42.5"))
+    fed = _federation()
+    ledger = BudgetLedger("fit", epsilon=1.0)
+    with pytest.raises(PartyError, match="needs 10 of 10 parties") as error:
+        fed.release(_request(trust), seed_sequence=None, fit_ledger=ledger)
+    message = str(error.value)
+    assert (
+        "party 'p3': RuntimeError while computing its statistic (the details "
+        "stay with the party)" in message
+    )
+    assert "42.5" not in message and "row 17" not in message
+    assert "Parties ['p3', 'p7'] stay charged" in message
+    for party in fed.parties:
+        assert len(party.ledger.events) == (party.name in ("p3", "p7"))
+    assert ledger.events == []
+    fed = _federation(min_parties=8)
+    fed.release(_request(trust), seed_sequence=None)
+    for party in fed.parties:
+        (event,) = party.ledger.events
+        assert event.note == "left out 2 of 10 parties (p3, p7)"
+
+
+@pytest.mark.parametrize("trust", DISTRIBUTED)
+def test_a_timeout_is_unreachable_and_not_charged(fail_parties, trust):
+    fail_parties(105, error=TimeoutError("no answer in 5 s"))
+    fed = _federation()
+    with pytest.raises(PartyError) as error:
+        fed.release(_request(trust), seed_sequence=None)
+    assert "party 'p5': TimeoutError: no answer in 5 s" in str(error.value)
+    assert "Nothing was released or charged" in str(error.value)
+    assert all(p.ledger.events == [] for p in fed.parties)
+
+
 def test_the_dropout_note_lands_on_the_release_that_had_the_dropout(fail_parties):
+    # Unseeded, so the two releases' events are identical but for the note.
     fed = _federation(4, min_parties=3)
     model = FederatedEstimator(
         Ridge(),
@@ -995,56 +1477,55 @@ def test_the_dropout_note_lands_on_the_release_that_had_the_dropout(fail_parties
         bounds=(-1, 1),
         y_bounds=(-3, 3),
         trust="secure",
-        random_state=0,
         n_jobs=1,
     )
     model.fit(fed)  # everybody answers
     fail_parties(103)
     model.fit(fed)  # p3 drops out
     notes = [event.note for event in fed.parties[0].ledger.events]
-    assert notes[0] == "" and "left out 1 of 4 parties (p3)" in notes[1]
+    assert notes == ["", "left out 1 of 4 parties (p3)"]
+    assert len(fed.parties[3].ledger.events) == 1  # unreachable: not charged
 
 
 # -- 6. overflow and validation --------------------------------------------------
 
 
 @pytest.mark.parametrize("trust", ["central", *DISTRIBUTED])
-def test_a_party_beyond_max_rows_is_refused_and_nothing_is_charged(monkeypatch, trust):
+def test_a_party_beyond_max_rows_is_refused_and_stays_charged(monkeypatch, trust):
     # Pretend the encoding can only take 104 rows per party: p5..p9 have
     # more. Each refuses on its own side (its row count may only be known
-    # there), so the release fails naming them, and every charge is taken
-    # back. (With trust="local" the parties that did send noisy values stay
-    # charged, as for any failure.)
+    # there), so the release fails naming them, with a message that quotes
+    # the public cap but not their counts. Whether a party refuses depends
+    # on its rows, so p5..p9 stay charged; p0..p4 and the fit are refunded.
     monkeypatch.setattr(GridEncoding, "max_rows", lambda self, n_parties: 104)
     fed = _federation()
     ledger = BudgetLedger("fit", epsilon=1.0)
     with pytest.raises(PartyError) as error:
-        fed.release(
-            _request(trust), seed_sequence=np.random.SeedSequence(0), fit_ledger=ledger
-        )
+        fed.release(_request(trust), seed_sequence=None, fit_ledger=ledger)
     message = str(error.value)
-    assert "party 'p5': ValueError" in message and "104" in message
+    assert "party 'p5': it holds more rows than the 104 allowed" in message
     assert "overflow" in message
     assert "party 'p4'" not in message
-    assert "Nothing was released or charged" in message
+    assert not any(str(rows) in message for rows in range(105, 110))
+    assert "Parties ['p5', 'p6', 'p7', 'p8', 'p9'] stay charged" in message
     assert ledger.events == []
-    assert all(p.ledger.events == [] for p in fed.parties)
+    for party in fed.parties:
+        assert len(party.ledger.events) == (party.name >= "p5")
 
 
-@seeded
 @pytest.mark.parametrize("trust", DISTRIBUTED)
 def test_parties_beyond_max_rows_are_left_out_above_min_parties(monkeypatch, trust):
     # max_rows 106: p7, p8, p9 refuse; 7 of 10 >= min_parties 6 go on.
+    # Everybody is charged (p7..p9 because their refusal depends on their
+    # rows), and every event notes the three left out.
     monkeypatch.setattr(GridEncoding, "max_rows", lambda self, n_parties: 106)
     fed = _federation(min_parties=6)
-    fed.release(_request(trust), seed_sequence=np.random.SeedSequence(0))
+    release = fed.release(_request(trust), seed_sequence=None)
+    encoding = _grid("discrete_laplace")
+    np.testing.assert_allclose(release.noise_std, encoding.noise_std(6, 7))
     for party in fed.parties:
-        if party.name in ("p7", "p8", "p9"):
-            assert party.ledger.events == []
-        else:
-            assert (
-                "left out 3 of 10 parties (p7, p8, p9)" in party.ledger.events[0].note
-            )
+        (event,) = party.ledger.events
+        assert event.note == "left out 3 of 10 parties (p7, p8, p9)"
 
 
 def _worst_case_sum(mechanism, n_parties):
@@ -1117,11 +1598,6 @@ def test_masking_threshold_is_min_parties_and_at_least_a_majority():
     assert _federation(min_parties=6).mask_threshold == 6
     assert _federation(min_parties=1).mask_threshold == 6  # 10 // 2 + 1
     assert _federation(5, min_parties=2).mask_threshold == 3
-
-
-def test_unknown_secure_protocol_is_refused():
-    with pytest.raises(ValueError, match=r"secure_protocol must be one of .*'bogus'"):
-        _federation(secure_protocol="bogus")
 
 
 def test_unknown_trust_is_refused_by_the_federation():

@@ -10,9 +10,14 @@ path. One module per family of statistics; ``STATISTICS`` joins them.
 """
 
 from ._base import Statistic
+from ._clipping import CLIPPING_STATISTICS
 from ._core import CORE_STATISTICS
 from ._trees import TREE_STATISTICS
 
-STATISTICS = {**CORE_STATISTICS, **TREE_STATISTICS}
+STATISTICS = {
+    **CORE_STATISTICS,
+    **TREE_STATISTICS,
+    **CLIPPING_STATISTICS,
+}
 
 __all__ = ["STATISTICS", "Statistic"]

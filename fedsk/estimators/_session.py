@@ -5,6 +5,9 @@ they name a statistic and the fraction of the fit's budget to spend on it,
 and get back noisy totals.
 """
 
+import math
+from fractions import Fraction
+
 from tqdm.auto import tqdm
 
 from .._federation import Request
@@ -24,10 +27,13 @@ class FitSession:
     clipping : Clipping
         Public clipping region.
     trust : {"central", "local", "secure", "peer_to_peer"}
-    seed_sequence : numpy.random.SeedSequence
-        Root of this fit's noise seeds.
+    seed_sequence : numpy.random.SeedSequence or None
+        Simulation only (a user ``random_state``): root of the noise seeds.
+        ``None``: every party draws its noise from its own secret.
     fit_ledger : BudgetLedger
         The fit's own ledger (ceiling: its epsilon and delta).
+    accountant : PrivacyAccountant, default=None
+        Shared ledgers charged too, one per party.
     share : float, default=1.0
         Part of the budget that fractions refer to (the rest was spent
         before, e.g. on private bounds).
@@ -59,6 +65,7 @@ class FitSession:
         trust,
         seed_sequence,
         fit_ledger,
+        accountant=None,
         share=1.0,
         strategy="auto",
         max_rounds=None,
@@ -73,12 +80,14 @@ class FitSession:
         self.trust = trust
         self.seed_sequence = seed_sequence
         self.fit_ledger = fit_ledger
+        self.accountant = accountant
         self.share = share
         self.strategy = strategy
         self.max_rounds = max_rounds
         self.verbose = verbose
         self.group_size = group_size
         self.timings = {}  # seconds per phase, summed over releases
+        self._used = Fraction(0)  # of the budget, exactly
 
     @property
     def n_features(self):
@@ -91,6 +100,20 @@ class FitSession:
             desc=f"{self.estimator_name} ({what})",
             unit="round",
             disable=not self.verbose,
+        )
+
+    def check_budget(self):
+        """Refuse the fit now, before its first release, if its whole budget
+        does not fit in every ledger it will charge.
+
+        Raises
+        ------
+        BudgetExceededError
+        """
+        self.federation.check_budget(
+            self._request("(whole fit)", 1.0, self.clipping, {}),
+            self.fit_ledger,
+            self.accountant,
         )
 
     def release(self, statistic, fraction=1.0, *, clipping=None, **params):
@@ -112,26 +135,45 @@ class FitSession:
         -------
         release : Release
         """
-        epsilon, delta, rho = budget_share(
-            self.epsilon, self.delta, fraction * self.share
-        )
-        request = Request(
-            statistic=statistic,
-            epsilon=epsilon,
-            delta=delta,
-            rho=rho,
-            clipping=self.clipping if clipping is None else clipping,
-            estimator=self.estimator_name,
-            trust=self.trust,
-            params=params,
-            group_size=self.group_size,
+        request = self._request(
+            statistic,
+            self._take(fraction * self.share),
+            self.clipping if clipping is None else clipping,
+            params,
         )
         release = self.federation.release(
             request,
             seed_sequence=self.seed_sequence,
             fit_ledger=self.fit_ledger,
+            accountant=self.accountant,
             verbose=self.verbose > 1,
         )
         for phase, seconds in self.federation.last_timing_.items():
             self.timings[phase] = self.timings.get(phase, 0.0) + seconds
         return release
+
+    def _take(self, fraction):
+        """``fraction``, cut so that the fractions taken add up to at most 1
+        exactly (float rounding in an algorithm's split never overspends)."""
+        if math.isinf(self.epsilon):  # nothing to split
+            return fraction
+        allowed = min(Fraction(fraction), 1 - self._used)
+        taken = float(allowed)
+        if Fraction(taken) > allowed:
+            taken = math.nextafter(taken, 0.0)
+        self._used += Fraction(taken)
+        return taken
+
+    def _request(self, statistic, fraction, clipping, params):
+        epsilon, delta, rho = budget_share(self.epsilon, self.delta, fraction)
+        return Request(
+            statistic=statistic,
+            epsilon=epsilon,
+            delta=delta,
+            rho=rho,
+            clipping=clipping,
+            estimator=self.estimator_name,
+            trust=self.trust,
+            params=params,
+            group_size=self.group_size,
+        )

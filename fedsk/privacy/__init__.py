@@ -4,12 +4,19 @@ Noise and clipping live only here. Nothing in this package imports from the
 rest of fedsk.
 """
 
-from ._accountant import BudgetLedger, PrivacyAccountant, charge, refund
+from ._accountant import (
+    BudgetLedger,
+    PrivacyAccountant,
+    charge,
+    check_affordable,
+    refund,
+)
 from ._clipping import Clipping, clip_row_norms, clip_to_bounds
 from ._composition import composed_epsilon
 from ._encoding import GridEncoding, budget_share
 from ._errors import BudgetExceededError, PrivacyWarning, SeededNoiseWarning
 from ._events import ReleaseEvent
+from ._keys import derive_key, new_release_id, new_secret
 from ._mechanisms import (
     discrete_gaussian,
     discrete_laplace,
@@ -45,15 +52,19 @@ __all__ = [
     "audit_release",
     "budget_share",
     "charge",
+    "check_affordable",
     "clip_row_norms",
     "clip_to_bounds",
     "composed_epsilon",
+    "derive_key",
     "discrete_gaussian",
     "discrete_laplace",
     "discrete_laplace_std",
     "fit_mechanism",
     "gaussian_sigma",
     "laplace_scale",
+    "new_release_id",
+    "new_secret",
     "noise_generator",
     "noise_seed_sequence",
     "orthant_reduction",

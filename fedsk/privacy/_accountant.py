@@ -13,7 +13,7 @@ import math
 import os
 import threading
 
-from ._composition import TOLERANCE, composed_epsilon
+from ._composition import DISPLAY_TOLERANCE, composed_epsilon
 from ._errors import BudgetExceededError
 from ._report import PrivacyReport
 
@@ -74,12 +74,12 @@ class BudgetLedger:
         if math.isinf(self.epsilon):
             return math.inf
         left = self.epsilon - self.spent()[0]
-        # float rounding of an exactly spent budget is not budget left
-        return 0.0 if left <= TOLERANCE * max(1.0, self.epsilon) else left
+        # the margin left by budget splits is not budget anyone planned on
+        return 0.0 if left <= DISPLAY_TOLERANCE * max(1.0, self.epsilon) else left
 
     def _refusal(self, new_events):
         spent, delta = self.spent(new_events)
-        if spent <= self.epsilon + TOLERANCE * max(1.0, self.epsilon):
+        if spent <= self.epsilon:  # no slack: budget splits leave a margin
             return None
         return (
             f"{self.name!r} would spend epsilon {spent:.6g} (at delta {delta:.3g}) "
@@ -120,16 +120,38 @@ def charge(charges):
                     "process, where spends would be lost. Run searches with "
                     "n_jobs=1 or inside joblib.parallel_config(backend='threading')."
                 )
-        refusals = [r for ledger, events in charges if (r := ledger._refusal(events))]
-        if refusals:
-            raise BudgetExceededError(
-                "Privacy budget exceeded: "
-                + "; ".join(refusals)
-                + ". Nothing was released or charged. Lower epsilon, or raise the "
-                "budget."
-            )
+        _check(charges, "Nothing was released or charged")
         for ledger, events in charges:
             ledger.events.extend(events)
+
+
+def check_affordable(charges):
+    """Raise :class:`BudgetExceededError` if :func:`charge` would; record nothing.
+
+    Used to refuse a whole fit before its first release when its planned
+    total does not fit in some ledger.
+    """
+    with _CHARGE_LOCK:
+        _check(
+            charges,
+            "Nothing was released or charged: the fit was refused before its "
+            "first release",
+        )
+
+
+def _check(charges, consequence):
+    pending = {}  # a ledger asked to pay several events pays them together
+    for ledger, events in charges:
+        pending.setdefault(id(ledger), (ledger, []))[1].extend(events)
+    refusals = [
+        r for ledger, events in pending.values() if (r := ledger._refusal(events))
+    ]
+    if refusals:
+        raise BudgetExceededError(
+            "Privacy budget exceeded: "
+            + "; ".join(refusals)
+            + f". {consequence}. Lower epsilon, or raise the budget."
+        )
 
 
 def refund(charges):

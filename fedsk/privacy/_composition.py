@@ -4,8 +4,9 @@ import math
 
 from ._mechanisms import zcdp_epsilon
 
-# Slack for float rounding in budget splits; far below any real overspend.
-TOLERANCE = 1e-14
+# Below this share of a budget, what is left of it after a fit is rounding
+# in its planned split, shown as nothing left (never used to accept a charge).
+DISPLAY_TOLERANCE = 1e-9
 
 
 def composed_epsilon(events, delta):
@@ -38,7 +39,7 @@ def composed_epsilon(events, delta):
     pure_eps = math.fsum(e.epsilon for e in events if e.pure)
     gaussian = [e for e in events if not e.pure]
     candidates = []
-    if math.fsum(e.delta for e in gaussian) <= delta * (1 + TOLERANCE):
+    if math.fsum(e.delta for e in gaussian) <= delta:
         candidates.append(pure_eps + math.fsum(e.epsilon for e in gaussian))
     if 0 < delta < 1 and math.isfinite(pure_eps):
         rho = math.fsum(e.rho for e in gaussian)

@@ -12,6 +12,7 @@ that rounding term (L1: ``+ n_coordinates``; L2: ``+ sqrt(n_coordinates)``).
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
@@ -46,9 +47,19 @@ def budget_share(epsilon, delta, fraction):
     if math.isinf(epsilon):
         return math.inf, 0.0, None
     if delta == 0:
-        return epsilon * fraction, 0.0, None
-    rho = zcdp_rho(epsilon, delta) * fraction
-    return zcdp_epsilon(rho, delta * fraction), delta * fraction, rho
+        return _product_down(epsilon, fraction), 0.0, None
+    rho = _product_down(zcdp_rho(epsilon, delta), fraction)
+    delta_i = _product_down(delta, fraction)
+    return zcdp_epsilon(rho, delta_i), delta_i, rho
+
+
+def _product_down(a, b):
+    """``a * b`` rounded down, never up: shares whose fractions add up to 1
+    then add up to at most the whole, so ledgers need no slack for rounding."""
+    product = a * b
+    if Fraction(product) > Fraction(a) * Fraction(b):
+        product = math.nextafter(product, 0.0)
+    return product
 
 
 @dataclass(frozen=True)
@@ -161,36 +172,6 @@ class GridEncoding:
             rho, self.sensitivity, self.n_coords, n_parties
         )
 
-    def topup_noise(self, rng, n_parties, n_survivors):
-        """A survivor's extra noise when only ``n_survivors`` of ``n_parties`` remain.
-
-        Laplace: a Polya share of shape ``(n_parties - n_survivors) /
-        (n_parties n_survivors)``, so the survivors' shares add up to the
-        full discrete Laplace noise exactly. Gaussian: ``topup_shares`` more
-        shares like the first, so the total is a sum of at least
-        ``n_parties`` identical shares, which the calibration covers.
-        """
-        n = self.n_coords
-        if self.mechanism == "discrete_laplace":
-            shape = (n_parties - n_survivors) / (n_parties * n_survivors)
-            return polya_laplace_share(self.noise_scale, shape, n, rng)
-        sigma = self.share_sigma(n_parties)
-        extra = self.topup_shares(n_parties, n_survivors)
-        return sum(discrete_gaussian(sigma, n, rng) for _ in range(extra))
-
-    @staticmethod
-    def topup_shares(n_parties, n_survivors):
-        """Extra Gaussian shares per survivor (see :meth:`topup_noise`)."""
-        return math.ceil((n_parties - n_survivors) / n_survivors)
-
-    def survivors_noise_std(self, n_parties, n_survivors):
-        """Noise standard deviation per block after survivors topped up."""
-        if self.mechanism == "discrete_laplace":
-            return self.noise_std(n_parties)
-        shares = n_survivors * (1 + self.topup_shares(n_parties, n_survivors))
-        std = math.sqrt(shares) * self.share_sigma(n_parties)
-        return [std * self.step * scale for scale in self.block_scales]
-
     def max_rows(self, n_parties):
         """Most records per party for which the encoded total cannot wrap.
 
@@ -221,13 +202,20 @@ class GridEncoding:
             start += size
         return blocks
 
-    def noise_std(self, n_parties=1):
+    def noise_std(self, n_parties=1, n_summed=None):
         """Standard deviation of the noise on each block, in its own units.
 
-        ``n_parties``: the noise is the sum of that many distributed shares.
+        ``n_parties``: the noise is a sum of distributed shares, each
+        calibrated so that ``n_parties`` of them carry the guarantee;
+        ``n_summed`` (default ``n_parties``) of them were summed (more than
+        ``n_parties`` when fewer parties than the whole federation were
+        required to survive, and more survived: more noise, never less).
         """
+        n_summed = n_parties if n_summed is None else n_summed
         if self.mechanism == "discrete_gaussian":
-            std = math.sqrt(n_parties) * self.share_sigma(n_parties)
+            std = math.sqrt(n_summed) * self.share_sigma(n_parties)
         else:
-            std = discrete_laplace_std(self.noise_scale)
+            std = discrete_laplace_std(self.noise_scale) * math.sqrt(
+                n_summed / n_parties
+            )
         return [std * self.step * scale for scale in self.block_scales]
