@@ -6,22 +6,25 @@
         --model logistic_regression --epsilon 1 --bounds auto --out model.joblib
     fedsk report model.joblib [--format text|json|html] [--output FILE]
     fedsk demo
+    fedsk --version
 
 Each CSV file is one organisation (a party named after the file), read by
 :meth:`fedsk.Party.from_csv`. Column types are inferred from the first
 file's header and types; text columns are one-hot encoded on each party's
 side with the categories given in ``--categories FILE`` (public input: they
 are never read from the data). Errors are one line on stderr and a non-zero
-exit code.
+exit code. Everything here works on a core install (no extras).
 """
 
 import argparse
 import json
+import os
 import re
 import sys
 
 import numpy as np
 
+from . import __version__
 from ._estimator import FederatedEstimator
 from ._federation import Federation
 from ._party import Party
@@ -49,6 +52,7 @@ def _parser():
         prog="fedsk",
         description="Federated learning with differential privacy for scikit-learn.",
     )
+    parser.add_argument("--version", action="version", version=f"fedsk {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     fit = commands.add_parser(
@@ -89,7 +93,8 @@ def _parser():
         "--y-bounds",
         default=None,
         metavar="LOW,HIGH",
-        help="public range of a regression target",
+        help="public range of a regression target (a negative LOW needs "
+        "the = form: --y-bounds=-5,10)",
     )
     fit.add_argument(
         "--categories",
@@ -108,14 +113,20 @@ def _parser():
         default="central",
         choices=["central", "local", "secure", "peer_to_peer"],
     )
-    fit.add_argument("--out", required=True, help="where to save the model (joblib)")
+    fit.add_argument(
+        "--out",
+        required=True,
+        help="where to save the model (joblib); checked to be writable before "
+        "any budget is spent",
+    )
 
     report = commands.add_parser(
         "report",
         help="print the privacy report of a saved fit",
-        description="Print who spent how much privacy budget on what in a saved fit.",
+        description="Print who spent how much privacy budget on what in a saved fit. "
+        "The file is unpickled: open only files you trust.",
     )
-    report.add_argument("model", help="a model saved by 'fedsk fit'")
+    report.add_argument("model", help="a model saved by 'fedsk fit' (trusted file)")
     report.add_argument("--format", choices=["text", "json", "html"], default="text")
     report.add_argument("--output", default=None, help="write to FILE, not stdout")
 
@@ -178,9 +189,39 @@ def _bounds(spec, features):
     return lower, upper
 
 
+def _claim_output(path):
+    """Check that ``path`` can be written, before any budget is spent.
+
+    Opens it for appending (an existing file is left as it is). Returns
+    whether the file already existed, so that a fit that fails does not
+    leave an empty file behind.
+    """
+    existed = os.path.exists(path)
+    try:
+        with open(path, "ab"):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise _Usage(
+            f"cannot write --out {path}: {reason}; nothing was fitted and no "
+            "budget was spent: choose a writable path"
+        ) from None
+    return existed
+
+
 def fit_command(args):
     import joblib
 
+    existed = _claim_output(args.out)
+    try:
+        _fit(args, joblib)
+    except BaseException:
+        if not existed and os.path.exists(args.out):
+            os.remove(args.out)
+        raise
+
+
+def _fit(args, joblib):
     categories = _read_json(args.categories, "categories") if args.categories else {}
     features = _schema(args.party[0], args.target, categories)
     parties = [
@@ -215,12 +256,20 @@ def _label(value):
 def report_command(args):
     import joblib
 
+    if not os.path.isfile(args.model):
+        reason = "is a directory" if os.path.isdir(args.model) else "no such file"
+        raise _Usage(f"cannot load {args.model}: {reason}")
     try:
         model = joblib.load(args.model)
-    except (OSError, EOFError, ValueError) as exc:
-        raise _Usage(f"cannot load {args.model}: {exc}") from None
+    except Exception as exc:  # any unpickling failure: not a saved model
+        raise _Usage(
+            f"cannot load {args.model}: not a model saved by 'fedsk fit' "
+            f"({type(exc).__name__}: {_one_line(exc)})"
+        ) from None
     if not isinstance(model, FederatedEstimator) or not hasattr(model, "ledgers_"):
-        raise _Usage(f"{args.model} is not a fitted FederatedEstimator")
+        raise _Usage(
+            f"{args.model} is not a fitted FederatedEstimator saved by 'fedsk fit'"
+        )
     report = model.privacy_report()
     text = {
         "text": lambda: str(report),
@@ -259,9 +308,14 @@ def main(argv=None):
     try:
         command[args.command](args)
     except (_Usage, ValueError, TypeError, RuntimeError, OSError) as exc:
-        print(f"fedsk {args.command}: error: {exc}", file=sys.stderr)
+        print(f"fedsk {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
     return 0
+
+
+def _one_line(exc):
+    """An exception's message on one line (messages may span several)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def main_exit():
