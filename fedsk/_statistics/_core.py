@@ -10,7 +10,13 @@ import math
 import numpy as np
 
 from .._local_fit import local_fit
-from .._losses import class_index, derivative_factors, loss_bound, targets
+from .._losses import (
+    class_index,
+    curvature_max,
+    derivative_factors,
+    loss_bound,
+    targets,
+)
 from ._base import Statistic, square_norms, vector_norms
 
 # -- moments: count, sum and sum of squares of every feature -----------------
@@ -136,16 +142,18 @@ def _glm_derivatives(
     class_weight=None,
     gradient_clip=None,
     hessian=True,
+    gradient=True,
 ):
     design = _design(X, intercept)
     p = design.shape[1]
     scores = design @ coef.T
-    gradient, curvature = derivative_factors(scores, y, loss, classes, gradient_clip)
+    factor, curvature = derivative_factors(scores, y, loss, classes, gradient_clip)
     weights = np.ones(X.shape[0])
     if class_weight is not None:
         weights = np.asarray(class_weight)[class_index(y, classes)]
-    gradient = gradient * weights[:, None]
-    blocks = [(gradient.T @ design).ravel()]
+    blocks = []
+    if gradient:
+        blocks.append(((factor * weights[:, None]).T @ design).ravel())
     if not hessian:
         return blocks
     k = coef.shape[0]
@@ -168,10 +176,10 @@ def _glm_derivatives(
 
 
 def _glm_derivatives_shapes(
-    n_features, coef, loss, intercept=True, hessian=True, **params
+    n_features, coef, loss, intercept=True, hessian=True, gradient=True, **params
 ):
     k, p = coef.shape
-    shapes = [(k * p,)]
+    shapes = [(k * p,)] if gradient else []
     if hessian:
         size = k * p * (k * p + 1) // 2 if loss == "multinomial" else p * (p + 1) // 2
         shapes.append((k, size) if loss != "multinomial" else (size,))
@@ -188,6 +196,7 @@ def _glm_derivatives_sensitivity(
     class_weight=None,
     gradient_clip=None,
     hessian=True,
+    gradient=True,
 ):
     # a record adds g (x) d to the gradient and (h (x) d d^T) to the Hessian,
     # with d = [x, 1]; the class weight multiplies both
@@ -199,7 +208,7 @@ def _glm_derivatives_sensitivity(
     # estimators refuse negative weights; the bound holds for them anyway)
     w = 1.0 if class_weight is None else float(np.max(np.abs(class_weight)))
     (g1, g2), (h1, h2) = bound.gradient, bound.curvature
-    sensitivities = [(w * g1 * l1, w * g2 * l2)]
+    sensitivities = [(w * g1 * l1, w * g2 * l2)] if gradient else []
     if hessian:
         # upper triangle of a symmetric matrix: half its L1 norm plus half its
         # trace; for the multinomial loss h2 also bounds the trace of the
@@ -207,6 +216,72 @@ def _glm_derivatives_sensitivity(
         trace = h2 if loss == "multinomial" else h1
         sensitivities.append((w * (h1 * l1**2 + trace * l2**2) / 2, w * h2 * l2**2))
     return sensitivities
+
+
+# -- glm_curvature: the Hessian of a linear model's loss on a few directions --
+
+
+def _direction_scores(design, directions):
+    """``u[i, a, k]``: change of record ``i``'s score ``k`` along direction ``a``."""
+    return np.einsum("ip,akp->iak", design, directions)
+
+
+def _glm_curvature(
+    X,
+    y,
+    coef,
+    directions,
+    loss,
+    classes=None,
+    intercept=True,
+    class_weight=None,
+    gradient_clip=None,
+):
+    design = _design(X, intercept)
+    scores = design @ coef.T
+    _, curvature = derivative_factors(scores, y, loss, classes, gradient_clip)
+    weights = np.ones(X.shape[0])
+    if class_weight is not None:
+        weights = np.asarray(class_weight)[class_index(y, classes)]
+    u = _direction_scores(design, directions)
+    if loss == "multinomial":  # u_a^T (diag(p) - p p^T) u_b
+        pu = np.einsum("ik,iak->ia", curvature, u)
+        matrix = np.einsum("i,ik,iak,ibk->ab", weights, curvature, u, u)
+        matrix -= np.einsum("i,ia,ib->ab", weights, pu, pu)
+    else:
+        matrix = np.einsum("i,ik,iak,ibk->ab", weights, curvature, u, u)
+    return [matrix[np.triu_indices(len(directions))]]
+
+
+def _glm_curvature_shapes(n_features, coef, directions, loss, **params):
+    k = len(directions)
+    return [(k * (k + 1) // 2,)]
+
+
+def _glm_curvature_sensitivity(
+    clipping,
+    n_features,
+    coef,
+    directions,
+    loss,
+    classes=None,
+    intercept=True,
+    class_weight=None,
+    gradient_clip=None,
+):
+    # |u_ak| <= |v_ak|_1 * m with m the largest |entry| of a design row; with
+    # s = sum_a sum_k |u_ak| (at most sum_a |v_a|_1 m), one record moves the
+    # k x k matrix by at most h s^2 in L1 (diagonal losses: sum_k h_k
+    # (sum_a |u_ak|)^2; multinomial: the entries of diag(p) - p p^T sum to at
+    # most 2 in absolute value), its trace by at most h s^2 too, so its upper
+    # triangle by h s^2 in L1 and in L2
+    m = float(np.max(clipping.feature_abs_max(n_features), initial=0.0))
+    if intercept:
+        m = max(m, 1.0)
+    s = m * float(np.abs(np.asarray(directions)).sum())
+    h = 2.0 if loss == "multinomial" else curvature_max(loss)
+    w = 1.0 if class_weight is None else float(np.max(np.abs(class_weight)))
+    return [(w * h * s**2, w * h * s**2)]
 
 
 # -- local_update: a party's own fit from the global model (FedAvg) ----------
@@ -244,6 +319,9 @@ CORE_STATISTICS = {
     ),
     "glm_derivatives": Statistic(
         _glm_derivatives, _glm_derivatives_shapes, _glm_derivatives_sensitivity
+    ),
+    "glm_curvature": Statistic(
+        _glm_curvature, _glm_curvature_shapes, _glm_curvature_sensitivity
     ),
     "local_update": Statistic(
         _local_update, _local_update_shapes, _local_update_sensitivity

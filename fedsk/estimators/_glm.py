@@ -9,7 +9,16 @@ split equally over ``max_rounds`` before the first one:
 - ``"newton"``: each round releases the summed gradient and Hessian
   (``glm_derivatives``) and takes a Newton step. Noise-free it converges to
   scikit-learn's solution in a handful of rounds; with noise, few rounds
-  means little is lost to composition. The default.
+  means little is lost to composition. The default. Under pure DP
+  (``delta=0``) the Hessian's L1 sensitivity grows with ``d^2`` and its
+  noise would swamp it every round, so the plan differs (``pure_dp_shares``):
+  the Hessian is released once, at the start, and kept as a preconditioner;
+  every round releases the gradient, and from the second round on also the
+  loss's curvature on two directions only (the preconditioned gradient and
+  the previous step; ``glm_curvature``, a 2 x 2 matrix of small
+  sensitivity), and steps to the minimum of the model within their span.
+  Noise in the preconditioner then slows the rounds but does not move the
+  point they converge to.
 - ``"gradient"``: each round releases the summed gradient only and takes a
   step of ``1 / L``, with ``L`` a bound on the curvature from noisy sums of
   squares of the rows (released first, with ``COUNT_SHARE`` of the budget).
@@ -32,9 +41,16 @@ from .._losses import curvature_max
 from ._postprocessing import eigenvalue_floor, positive, symmetric_from_upper
 
 STRATEGIES = ("auto", "newton", "gradient", "fedavg")
-# Rounds when epsilon is finite and ``max_rounds`` is None (see
-# ``noisy_rounds``), measured on the benchmark sets (benchmarks/RESULTS.md).
+# Rounds when epsilon is finite and ``max_rounds`` is None, measured on the
+# benchmark sets (benchmarks/RESULTS.md).
 NOISY_ROUNDS = {"newton": 4, "gradient": 20, "fedavg": 5}
+# Budget of a pure-DP Newton fit, in units (see ``pure_dp_shares``): the one
+# Hessian, each round's gradient, each later round's 2 x 2 curvature;
+# measured on the benchmark sets (benchmarks/RESULTS.md).
+HESSIAN_UNITS, GRADIENT_UNITS, CURVATURE_UNITS = 2.0, 1.0, 0.2
+# Eigenvalues of the noisy pure-DP preconditioner are floored at this many
+# times sqrt(size) times the noise on one of its entries.
+PRECONDITIONER_FLOOR = 1.0
 # Rounds of FedAvg without noise and ``max_rounds`` None.
 FEDAVG_ROUNDS = 20
 # Share of the budget spent on a noisy row count, where one is needed.
@@ -69,6 +85,9 @@ class LinearProblem:
         Public weight of each class.
     gradient_clip : float or None
         Cap on a record's gradient factor (unbounded losses, noisy fits).
+    design_abs_max : ndarray of shape (p,)
+        Largest absolute value of each entry of a mapped design row
+        ``[x, 1]`` (public, from the clipping).
     tol : float
         Stop once no coefficient moves by more than this.
     max_iter : int
@@ -85,6 +104,7 @@ class LinearProblem:
     intercept: bool
     class_weight: np.ndarray | None
     gradient_clip: float | None
+    design_abs_max: np.ndarray
     tol: float
     max_iter: int
     estimator: object = None
@@ -129,18 +149,18 @@ def noisy_count(session, fraction, classes=None):
     return positive(release.blocks[0], 1.0)
 
 
-def noisy_rounds(strategy, epsilon, delta):
-    """Default rounds of a noisy fit.
+def pure_dp_shares(rounds):
+    """Shares of the budget of a pure-DP Newton fit of ``rounds`` rounds.
 
-    Under zCDP (``delta > 0``) the noise grows only as the square root of
-    the rounds, and ``NOISY_ROUNDS`` apply. Under pure DP epsilon adds up
-    over rounds, so Newton's method takes one round below epsilon 2 (noise-
-    free, one step from zero is already close to the optimum) and one more
-    each time epsilon doubles, up to ``NOISY_ROUNDS``.
+    Returns
+    -------
+    hessian, gradient, curvature : float
+        The share of the one Hessian release, of each round's gradient, and
+        of each later round's curvature on two directions. They add up to 1
+        over the whole fit, fixed before its first release.
     """
-    if delta > 0 or strategy != "newton":
-        return NOISY_ROUNDS[strategy]
-    return min(1 + int(math.log2(max(epsilon, 1.0))), NOISY_ROUNDS[strategy])
+    units = HESSIAN_UNITS + rounds * GRADIENT_UNITS + (rounds - 1) * CURVATURE_UNITS
+    return HESSIAN_UNITS / units, GRADIENT_UNITS / units, CURVATURE_UNITS / units
 
 
 def fit_coefficients(session, problem, fraction=1.0):
@@ -163,19 +183,30 @@ def fit_coefficients(session, problem, fraction=1.0):
     rounds = session.max_rounds
     if rounds is None:
         if noisy:
-            rounds = noisy_rounds(strategy, session.epsilon, session.delta)
+            rounds = NOISY_ROUNDS[strategy]
         else:
             rounds = FEDAVG_ROUNDS if strategy == "fedavg" else problem.max_iter
+    pure_newton = strategy == "newton" and noisy and session.delta == 0
     if strategy == "gradient":
         step_size = 1.0 / _lipschitz(session, problem, COUNT_SHARE * fraction)
         fraction *= 1 - COUNT_SHARE
+    if pure_newton:
+        shares = [fraction * share for share in pure_dp_shares(rounds)]
+        preconditioner, previous = None, None
     coef = np.zeros((problem.n_outputs, problem.size))
     done = 0
     with session.progress(rounds, strategy) as progress:
         while done < rounds:
             done += 1
             share = fraction / rounds
-            if strategy == "newton":
+            if pure_newton:
+                if preconditioner is None:
+                    preconditioner = _preconditioner(session, problem, coef, shares[0])
+                step = _preconditioned_step(
+                    session, problem, coef, preconditioner, previous, shares[1:]
+                )
+                previous = step
+            elif strategy == "newton":
                 step = _newton_step(session, problem, coef, share)
             elif strategy == "gradient":
                 step = step_size * _gradient(session, problem, coef, share)[0]
@@ -188,17 +219,25 @@ def fit_coefficients(session, problem, fraction=1.0):
     return coef, done
 
 
-def _derivatives(session, problem, coef, share, hessian):
-    return session.release(
-        "glm_derivatives",
-        share,
-        coef=coef,
+def _loss_params(problem):
+    """The public parameters of the loss, as the statistics take them."""
+    return dict(
         loss=problem.loss,
         classes=problem.classes,
         intercept=problem.intercept,
         class_weight=problem.class_weight,
         gradient_clip=problem.gradient_clip,
+    )
+
+
+def _derivatives(session, problem, coef, share, hessian, gradient=True):
+    return session.release(
+        "glm_derivatives",
+        share,
+        coef=coef,
         hessian=hessian,
+        gradient=gradient,
+        **_loss_params(problem),
     )
 
 
@@ -213,9 +252,22 @@ def _gradient(session, problem, coef, share):
 
 def _newton_step(session, problem, coef, share):
     release = _derivatives(session, problem, coef, share, hessian=True)
-    k, p = coef.shape
     gradient = _objective_gradient(problem, coef, release.blocks[0]).ravel()
-    system = problem.C * _hessian(problem, release.blocks[1], k, p)
+    floor = 2.0 if math.isfinite(session.epsilon) else 0.0
+    system = _newton_system(problem, release.blocks[1], release.noise_std[1], floor)
+    step = np.linalg.solve(system + 1e-12 * np.eye(system.shape[0]), gradient)
+    return step.reshape(coef.shape)
+
+
+def _newton_system(problem, hessian_upper, noise_std, floor):
+    """The objective's Hessian from a released loss Hessian.
+
+    With noise its eigenvalues are raised to ``floor * sqrt(size)`` times
+    the noise on one entry (the spectral norm of the noise is about twice
+    ``sqrt(size)`` times it).
+    """
+    k, p = problem.n_outputs, problem.size
+    system = problem.C * _hessian(problem, hessian_upper, k, p)
     system += np.kron(np.eye(k), problem.penalty)
     if problem.multinomial and problem.intercept:
         # shifting every class's intercept alike changes no probability; fix
@@ -223,11 +275,56 @@ def _newton_step(session, problem, coef, share):
         shift = np.zeros((k, p))
         shift[:, -1] = 1.0 / math.sqrt(k)
         system += np.outer(shift.ravel(), shift.ravel())
-    if math.isfinite(session.epsilon):
-        noise = problem.C * release.noise_std[1]
-        system = eigenvalue_floor(system, 2 * math.sqrt(k * p) * noise)
-    step = np.linalg.solve(system + 1e-12 * np.eye(k * p), gradient)
-    return step.reshape(k, p)
+    if noise_std > 0:
+        system = eigenvalue_floor(
+            system, floor * math.sqrt(k * p) * problem.C * noise_std
+        )
+    return system
+
+
+def _preconditioner(session, problem, coef, share):
+    """The objective's Hessian at ``coef`` from one noisy release (pure DP)."""
+    release = _derivatives(session, problem, coef, share, hessian=True, gradient=False)
+    return _newton_system(
+        problem, release.blocks[0], release.noise_std[0], PRECONDITIONER_FLOOR
+    )
+
+
+def _preconditioned_step(session, problem, coef, preconditioner, previous, shares):
+    """One round of the pure-DP plan: a noisy gradient, then a subspace step.
+
+    The step is the preconditioned gradient in the first round; later, the
+    minimiser of the local quadratic model within the span of the
+    preconditioned gradient and ``previous`` step, whose curvature is
+    released for the two directions only.
+    """
+    gradient_share, curvature_share = shares
+    gradient = _gradient(session, problem, coef, gradient_share)[0].ravel()
+    step = np.linalg.solve(preconditioner, gradient)
+    if previous is None:
+        return step.reshape(coef.shape)
+    directions = np.array([step, previous.ravel()])
+    # each direction scaled to score changes of at most 1 per record (what
+    # the curvature's sensitivity assumes)
+    row_max = float(np.max(problem.design_abs_max))
+    scale = row_max * np.abs(directions).sum(axis=1)
+    directions = directions[scale > 0] / scale[scale > 0, None]
+    release = session.release(
+        "glm_curvature",
+        curvature_share,
+        coef=coef,
+        directions=directions.reshape(len(directions), *coef.shape),
+        **_loss_params(problem),
+    )
+    size = len(directions)
+    k = problem.n_outputs
+    model = problem.C * symmetric_from_upper(release.blocks[0], size)
+    model += directions @ np.kron(np.eye(k), problem.penalty) @ directions.T
+    model = eigenvalue_floor(
+        model, 2 * math.sqrt(size) * problem.C * release.noise_std[0]
+    )
+    weights = np.linalg.solve(model + 1e-12 * np.eye(size), directions @ gradient)
+    return (weights @ directions).reshape(coef.shape)
 
 
 def _hessian(problem, upper, k, p):
@@ -269,6 +366,11 @@ def _mean_update(session, problem, coef, share):
         update_clip=clip,
     )
     return release.blocks[0].reshape(coef.shape) / session.federation.n_parties
+
+
+def _design_abs_max(clipping, n_features, intercept):
+    limit = clipping.feature_abs_max(n_features)
+    return np.append(limit, 1.0) if intercept else limit
 
 
 def unmapped(coef, clipping, n_features, intercept):
@@ -337,6 +439,7 @@ def fit_linear_model(
         intercept=intercept,
         class_weight=class_weight,
         gradient_clip=GRADIENT_CLIP if noisy and loss in UNBOUNDED else None,
+        design_abs_max=_design_abs_max(session.clipping, d, intercept),
         tol=estimator.tol * 1e-4 if estimator.tol is not None else 0.0,
         max_iter=estimator.max_iter,
         estimator=estimator,
