@@ -274,13 +274,16 @@ def test_levels_with_nothing_to_split_hand_their_share_to_the_leaves():
 
 @pytest.mark.parametrize("delta", [0.0, 1e-6])
 def test_sklearn_defaults_are_planned_from_public_quantities(delta):
-    small = plan(2_000, 8, 3, 1.0, delta, "central")
-    large = plan(200_000, 8, 3, 1.0, delta, "central")
+    small = plan(2_000, 2_000, 8, 3, 1.0, delta, "central")
+    large = plan(200_000, 200_000, 8, 3, 1.0, delta, "central")
     assert small.max_depth <= large.max_depth
     assert small.max_iter <= large.max_iter
     assert 0 < large.learning_rate <= 0.5
-    local = plan(200_000, 8, 100, 1.0, delta, "local")
+    local = plan(200_000, 200_000, 8, 100, 1.0, delta, "local")
     assert local.max_depth <= large.max_depth
+    # with pure DP a rare class carries less signal: fewer iterations
+    rare = plan(200_000, 10_000, 8, 3, 1.0, 0.0, "central")
+    assert rare.max_iter <= plan(200_000, 200_000, 8, 3, 1.0, 0.0, "central").max_iter
 
 
 @seeded

@@ -56,7 +56,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import expit
 
+from ..._federation import Release
 from ..._statistics._trees import Ensemble, TreeTarget
 from ...utils._sklearn_compat import validate_estimator_params
 from .._checks import reject_unsupported
@@ -98,25 +100,40 @@ class Plan:
     n_candidates: int
 
 
-def plan(n_rows, n_features, n_parties, epsilon, delta, trust):
+def plan(n_rows, n_effective, n_features, n_parties, epsilon, delta, trust):
     """Boosting's hyperparameters from public quantities.
 
-    ``signal = n_rows * epsilon`` (divided by ``sqrt(n_parties)`` with local
-    noise, which is that much larger) sizes everything: more signal affords
-    deeper trees, more iterations and finer bins. With pure DP a level's
-    noise grows with its candidate features (L1 sensitivity), so each node
-    gets ``sqrt(n_features)`` random candidates; with ``delta > 0`` (L2)
-    all of them.
+    ``n_rows`` is the noisy row count and ``n_effective`` the rows that
+    carry the signal (for a classifier, ``n_rows`` times ``n_classes`` times
+    the smallest class's share: a rare class carries less). With local
+    noise, ``sqrt(n_parties)`` times larger, both are divided by it.
+
+    - Pure DP: releases compose linearly, so iterations cost much: from
+      ``bits = log2(n_effective * epsilon)``, ``max_iter = 2.5 (bits - 11)``
+      within 1 to 20 (one full Newton tree when the signal is small) and
+      ``ceil(sqrt(n_features))`` candidate features per node, drawn by their
+      root gain (a level's L1 sensitivity grows with its candidates).
+    - ``delta > 0``: zCDP composes in the square root, so more iterations
+      pay: ``max_iter = log2(n_rows * epsilon) - 5`` within 5 to 20, every
+      feature a candidate (L2 sensitivity).
+
+    Then ``learning_rate = min(1, 4 / max_iter)``, ``max_depth =
+    floor(log10(signal)) - 1`` within 2 to 5, and 32 bins per feature (16
+    below a signal of 10^4).
     """
-    signal = n_rows * epsilon / (math.sqrt(n_parties) if trust == "local" else 1.0)
-    depth = int(np.clip(math.floor(math.log10(max(signal, 1.0))) - 1, 2, 5))
-    max_iter = int(np.clip(round(math.log2(max(signal, 2.0))) - 5, 5, 20))
-    learning_rate = min(0.5, 4.0 / max_iter)
-    max_bins = 32 if signal >= 1e4 else 16
+    local = math.sqrt(n_parties) if trust == "local" else 1.0
     if delta == 0:
+        signal = n_effective * epsilon / local
+        bits = math.log2(max(signal, 2.0))
+        max_iter = int(np.clip(round(2.5 * (bits - 11.0)), 1, 20))
         n_candidates = max(1, math.ceil(math.sqrt(n_features)))
     else:
+        signal = n_rows * epsilon / local
+        max_iter = int(np.clip(round(math.log2(max(signal, 2.0))) - 5, 5, 20))
         n_candidates = n_features
+    depth = int(np.clip(math.floor(math.log10(max(signal, 1.0))) - 1, 2, 5))
+    learning_rate = min(1.0, 4.0 / max_iter)
+    max_bins = 32 if signal >= 1e4 else 16
     return Plan(max_iter, depth, learning_rate, max_bins, n_candidates)
 
 
@@ -191,6 +208,10 @@ def _levels(max_depth, max_leaf_nodes):
     return max(1, math.ceil(math.log2(max_leaf_nodes)))
 
 
+def _unchanged(release):
+    return release
+
+
 class _Booster:
     """One federated boosting fit."""
 
@@ -210,7 +231,7 @@ class _Booster:
         self.clips = clips
         self.rng = public_rng(estimator.random_state, session)
 
-    def _hyperparameters(self, n_rows):
+    def _hyperparameters(self, n_rows, n_effective):
         """The estimator's values, with its scikit-learn defaults planned."""
         est = self.estimator
         d = self.session.n_features
@@ -218,6 +239,7 @@ class _Booster:
         planned = (
             plan(
                 n_rows,
+                n_effective,
                 d,
                 self.session.federation.n_parties,
                 self.session.epsilon,
@@ -265,6 +287,14 @@ class _Booster:
             weighted=weighted,
         )
 
+    def _effective_rows(self, marginals):
+        """Noisy rows, times n_classes times the smallest class's share."""
+        if self.classes is None:
+            return marginals.n_rows
+        counts = np.maximum(marginals.totals[0], 0.0)
+        share = counts.min() / max(counts.sum(), 1.0)
+        return marginals.n_rows * len(counts) * share
+
     def _baseline(self, totals):
         """Raw intercept-only prediction and each output's Hessian per row."""
         if self.loss == "squared_error":
@@ -295,7 +325,7 @@ class _Booster:
         marginals = release_marginals(
             session, marginal_share, self.clipping, first, root
         )
-        hp = self._hyperparameters(marginals.n_rows)
+        hp = self._hyperparameters(marginals.n_rows, self._effective_rows(marginals))
         bins = marginals.bins(hp["max_bins"])
         baseline, h_ref = self._baseline(marginals.totals)
         min_weight = max(est.min_samples_leaf * float(np.min(h_ref)), MIN_HESSIAN)
@@ -313,32 +343,40 @@ class _Booster:
         level_share = per_iteration * (1.0 - LEAF_SHARE) / hp["n_levels"]
         ensemble, iterations = Ensemble(baseline), []
         with session.progress(hp["max_iter"], "iterations") as bar:
-            for _ in range(hp["max_iter"]):
-                target = TreeTarget(
-                    classes=self.classes,
-                    loss=self.loss,
-                    ensemble=ensemble,
-                    **self.clips,
-                )
+            for i in range(hp["max_iter"]):
+                if i == 0 and self.n_outputs == 1:
+                    # at the baseline, G and H are linear in the class counts
+                    # (target sums and counts): one block, no Hessian noise
+                    target, convert = first, self._at_baseline(baseline[0])
+                else:
+                    target = TreeTarget(
+                        classes=self.classes,
+                        loss=self.loss,
+                        ensemble=ensemble,
+                        **self.clips,
+                    )
+                    convert = _unchanged
                 trees = [Tree(session.n_features, 2) for _ in range(self.n_outputs)]
 
-                def level(forest, nodes, features, lut, target=target):
-                    return session.release(
-                        "tree_histograms",
-                        level_share,
-                        clipping=self.clipping,
-                        forest=forest,
-                        nodes=nodes,
-                        features=features,
-                        edges=grid_edges()[1:-1],
-                        lut=lut,
-                        target=target,
+                def level(forest, nodes, features, lut, target=target, convert=convert):
+                    return convert(
+                        session.release(
+                            "tree_histograms",
+                            level_share,
+                            clipping=self.clipping,
+                            forest=forest,
+                            nodes=nodes,
+                            features=features,
+                            edges=grid_edges()[1:-1],
+                            lut=lut,
+                            target=target,
+                        )
                     )
 
                 used = grower.grow(trees, hp["n_levels"], level)
                 leaf_share = per_iteration - used * level_share
                 values = self._leaf_values(
-                    trees, target, leaf_share, hp["learning_rate"]
+                    trees, target, convert, leaf_share, hp["learning_rate"]
                 )
                 iterations.append(list(zip(trees, values)))
                 ensemble = Ensemble(
@@ -349,15 +387,41 @@ class _Booster:
                 bar.update(1)
         return self._fitted(baseline, h_ref, iterations, bins)
 
-    def _leaf_values(self, trees, target, share, learning_rate):
+    def _at_baseline(self, raw):
+        """Turn sums of the first target into ``G`` and ``H`` at ``raw``.
+
+        Log loss, ``p = expit(raw)``: ``G = p n_0 - (1 - p) n_1`` and ``H =
+        p (1 - p) (n_0 + n_1)`` from the class counts; squared error: ``G =
+        raw n - sum(y)`` and ``H = n`` from the row counts and target sums.
+        Noise standard deviations follow (post-processing, exact).
+        """
+
+        def convert(release):
+            if self.loss == "log_loss":
+                (counts,), (std,) = release.blocks, release.noise_std
+                p = float(expit(raw))
+                n0, n1 = counts[..., 0], counts[..., 1]
+                G, H = p * n0 - (1 - p) * n1, p * (1 - p) * (n0 + n1)
+                stds = [std * math.hypot(p, 1 - p), std * p * (1 - p) * math.sqrt(2)]
+            else:
+                (sums, counts), (std_s, std_c) = release.blocks, release.noise_std
+                G, H = raw * counts - sums, counts
+                stds = [math.hypot(raw * std_c, std_s), std_c]
+            return Release([G, H], stds)
+
+        return convert
+
+    def _leaf_values(self, trees, target, convert, share, learning_rate):
         """Release the leaves' sums, combine them, and every node's value."""
         if self.noisy:
-            release = self.session.release(
-                "tree_leaves",
-                share,
-                clipping=self.clipping,
-                forest=tuple(t.structure() for t in trees),
-                target=target,
+            release = convert(
+                self.session.release(
+                    "tree_leaves",
+                    share,
+                    clipping=self.clipping,
+                    forest=tuple(t.structure() for t in trees),
+                    target=target,
+                )
             )
             (sum_g, sum_h), (std_g, std_h) = release.blocks, release.noise_std
             slot = 0
