@@ -18,6 +18,10 @@ multiclass: one tree per class, softmax, as scikit-learn) and
    ``tree_leaves`` release, combined with what the levels said about each
    leaf by inverse variance, gives the Newton step ``-learning_rate * G /
    (H + l2_regularization)``.
+   The first iteration of a binary classifier or a regressor asks for
+   class counts (target sums and row counts) instead: at the baseline ``G``
+   and ``H`` are linear in them (:meth:`_Booster._at_baseline`), so one
+   block of noise replaces two and ``H`` carries almost none.
 
 Without noise the sums are exact, the leaf release is skipped and the
 bounds, if not given, are read from an exact histogram.
