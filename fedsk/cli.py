@@ -64,7 +64,7 @@ def _parser():
     fit.add_argument(
         "--party",
         action="append",
-        required=True,
+        default=None,
         metavar="CSV",
         help="one organisation's CSV file (repeat per party)",
     )
@@ -136,6 +136,10 @@ def _parser():
         description="Fit a federated DP logistic regression across three "
         "simulated hospitals and print its accuracy and privacy report.",
     )
+    # certs, serve, party (party agents, issue 15); --server options of fit
+    from .network._commands import add_commands
+
+    add_commands(commands, fit)
     return parser
 
 
@@ -223,11 +227,21 @@ def fit_command(args):
 
 def _fit(args, joblib):
     categories = _read_json(args.categories, "categories") if args.categories else {}
-    features = _schema(args.party[0], args.target, categories)
-    parties = [
-        Party.from_csv(path, target=args.target, categories=categories)
-        for path in args.party
-    ]
+    if args.server:  # party agents at their own sites (fedsk party)
+        from .network._commands import connect_from_args
+
+        federation = connect_from_args(args)
+        names = federation.feature_names_in_
+        features = [] if names is None else [str(n) for n in names]
+    elif not args.party:
+        raise _Usage("pass --party CSV (once per party), or --server HOST:PORT")
+    else:
+        features = _schema(args.party[0], args.target, categories)
+        parties = [
+            Party.from_csv(path, target=args.target, categories=categories)
+            for path in args.party
+        ]
+        federation = Federation(parties)
     params = {
         "epsilon": args.epsilon,
         "delta": args.delta,
@@ -240,10 +254,13 @@ def _fit(args, joblib):
     if args.classes:
         params["classes"] = [_label(v) for v in args.classes.split(",")]
     model = FederatedEstimator(model_names()[args.model](), **params)
-    model.fit(Federation(parties))
+    model.fit(federation)
     joblib.dump(model, args.out)
-    print(f"fitted {args.model} across {len(parties)} parties; saved to {args.out}")
-    print(model.privacy_report())
+    print(
+        f"fitted {args.model} across {federation.n_parties} parties; saved to "
+        f"{args.out}"
+    )
+    print(federation.privacy_report() if args.server else model.privacy_report())
 
 
 def _label(value):
@@ -305,6 +322,9 @@ def main(argv=None):
     """Run the ``fedsk`` command; returns the exit code."""
     args = _parser().parse_args(argv)
     command = {"fit": fit_command, "report": report_command, "demo": demo_command}
+    from .network._commands import commands as network_commands
+
+    command.update(network_commands())
     try:
         command[args.command](args)
     except (_Usage, ValueError, TypeError, RuntimeError, OSError) as exc:

@@ -62,7 +62,7 @@ class PartyAgent:
         self.store = store
         self.policy = policy
         self.max_bytes = int(max_mb * 2**20)
-        self.source = LoadedRows(name, loader, secret=store.secret, revealed=set())
+        self.source = LoadedRows(name, loader, secret=store.secret)
         self.schema = describe(self.source)  # reads the rows once, here
         self.refusals = 0
         self.answered = 0
@@ -142,11 +142,10 @@ class PartyAgent:
             events = [event]
         else:
             check_step(request, guarantee)
-            if request.step == "reveal":
+            if request.step in ("reveal", "partial"):  # the final step: once
                 if release_id in self.store.revealed:
                     raise Refusal("this party has already revealed for this release")
                 reveal = release_id
-        self.source.revealed.clear()
         try:
             value = answer(self.source, self.name, request)
             reply = self._reply(answer=value, charged=events)
@@ -191,18 +190,20 @@ class PartyAgent:
         ch = channel(address, kit, self.max_bytes / 2**20 + 1)
         poll = ch.unary_unary(POLL)
         send = ch.unary_unary(ANSWER)
+        # a stop (SIGTERM) closes the channel, ending a long poll at once
+        threading.Thread(target=lambda: (stop.wait(), ch.close()), daemon=True).start()
         backoff = 0.5
         _LOG.info("party %r: polling %s", self.name, address)
         while not stop.is_set():
             try:
                 data = poll(b"", timeout=poll_wait)
                 backoff = 0.5
-            except grpc.RpcError as exc:
-                code = exc.code()
+            except (grpc.RpcError, ValueError) as exc:
+                if stop.is_set():
+                    break
+                code = exc.code() if isinstance(exc, grpc.RpcError) else None
                 if code != grpc.StatusCode.DEADLINE_EXCEEDED:
-                    _LOG.warning(
-                        "party %r: poll failed: %s %s", self.name, code, exc.details()
-                    )
+                    _LOG.warning("party %r: poll failed: %s", self.name, exc)
                     stop.wait(backoff)
                     backoff = min(backoff * 2, 5.0)
                 continue

@@ -165,6 +165,14 @@ def party_command(args):
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
     logging.getLogger("fedsk.agent").setLevel(logging.INFO)
+    from ._certs import identity, read_kit
+
+    common_name, role = identity(read_kit(args.certs)[1])
+    if common_name != args.name or role != "party":
+        raise ValueError(
+            f"--certs {args.certs} is the kit of {common_name!r} ({role}), not of "
+            f"party {args.name!r}: use DIR/{args.name} from 'fedsk certs'"
+        )
     categories = _read_json(args.categories) if args.categories else None
     store = DurableLedger(
         args.ledger, args.name, epsilon=args.epsilon, delta=args.delta

@@ -176,14 +176,22 @@ class RemoteFederation(Federation):
         answers = self._send(
             {p.name: PartyRequest("check") for p in self.parties}, guarantee
         )
-        refusals = [
-            f"party {n!r}: {a.error}"
-            for n, a in answers.items()
-            if isinstance(a, PartyFailure)
-        ]
+        refusals, unreachable = [], []
+        for name, out in answers.items():
+            if isinstance(out, PartyFailure):
+                what = f"party {name!r}: {out.error}"
+                (refusals if out.error.startswith("refused") else unreachable).append(
+                    what
+                )
         if refusals:
             raise BudgetExceededError(
                 "The fit was refused before its first release: " + "; ".join(refusals)
+            )
+        if len(answers) - len(unreachable) < self.required_parties:
+            raise PartyError(
+                f"The fit needs {self.required_parties} of {self.n_parties} parties, "
+                f"but {len(unreachable)} did not answer ({'; '.join(unreachable)}). "
+                "Nothing was released or charged."
             )
 
     def _local_check(self, request, fit_ledger, accountant):

@@ -1,0 +1,485 @@
+"""Real processes on localhost: a server, three party agents, mutual TLS.
+
+Every test here starts (or reuses, per module) ``fedsk serve`` and three
+``fedsk party`` processes with kits from ``fedsk certs``, and fits through
+:meth:`fedsk.Federation.connect`, as three organisations would. The
+in-process tests at the top check the wire format and the durable ledger
+without sockets.
+"""
+
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+grpc = pytest.importorskip("grpc")
+
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier  # noqa: E402
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge  # noqa: E402
+from sklearn.naive_bayes import GaussianNB  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.tree import DecisionTreeClassifier  # noqa: E402
+
+from fedsk import (  # noqa: E402
+    BudgetExceededError,
+    FederatedEstimator,
+    Federation,
+    Party,
+    PartyError,
+)
+from fedsk._party import PartyRequest, PartyTask  # noqa: E402
+from fedsk._statistics import STATISTICS  # noqa: E402
+from fedsk.network import (  # noqa: E402
+    DurableLedger,
+    MessageError,
+    decode,
+    encode,
+    provision,
+)
+from fedsk.network._transport import frame  # noqa: E402
+from fedsk.privacy import Clipping, GridEncoding, ReleaseEvent  # noqa: E402
+
+pytestmark = pytest.mark.network
+NAMES = ["a", "b", "c"]
+INF = math.inf
+
+
+# -- without sockets ---------------------------------------------------------
+
+
+def test_codec_round_trip_and_refusals():
+    task = PartyTask(
+        release_id="r1",
+        clipping=Clipping(np.array([-1.0, 0.0]), np.array([1.0, 2.0]), None, 0.0, 1.0),
+        statistic="moments",
+        params={"classes": np.array(["x", "y"], dtype=object), 3: (1, 2**70)},
+        encoding=GridEncoding.calibrate([(2,)], [(1.0, 1.0)], epsilon=1.0, rho=None),
+    )
+    value = {
+        "request": PartyRequest("release", task),
+        "blocks": [np.arange(6, dtype=np.int64).reshape(2, 3), np.float32(2.5)],
+        "bytes": b"\x00\xff",
+        "inf": -math.inf,
+    }
+    out = decode(encode(value))
+    assert out["request"].task.encoding == task.encoding
+    assert out["request"].task.params[3] == (1, 2**70)
+    assert list(out["request"].task.params["classes"]) == ["x", "y"]
+    assert np.array_equal(out["blocks"][0], value["blocks"][0])
+    assert out["blocks"][0].dtype == np.int64
+    assert out["bytes"] == b"\x00\xff" and out["inf"] == -math.inf
+    data = encode({"x": 1})
+    with pytest.raises(MessageError, match="version"):
+        decode(data[:3] + bytes([9]) + data[4:])
+    with pytest.raises(MessageError, match="not a fedsk message"):
+        decode(b"\x80\x04pickle-bytes-here")
+    with pytest.raises(MessageError, match="over the limit"):
+        decode(encode(np.zeros(1000)), max_bytes=100)
+    with pytest.raises(MessageError, match="cannot send"):
+        encode(object())
+    with pytest.raises(MessageError, match="cannot send"):
+        encode(LinearRegression())  # no objects but fedsk's public records
+    forged = data.replace(b'"map"', b'"obj"')
+    with pytest.raises(MessageError, match="unknown tag"):
+        decode(forged)
+
+
+def test_durable_ledger_survives_reopen_and_refuses_mismatched_replays(tmp_path):
+    path = str(tmp_path / "p.db")
+    store = DurableLedger(path, "p", epsilon=2.0)
+    event = ReleaseEvent(
+        "p", "E", "moments", "discrete_laplace", 1.0, 0.0, None, 1.0, 1.0, "local"
+    )
+    store.record("r1", "f1", b"answer", [event], reveal="r1")
+    secret = store.secret
+    store.close()
+    again = DurableLedger(path, "p", epsilon=2.0)
+    assert again.secret == secret
+    assert again.ledger.events == [event] and "r1" in again.revealed
+    assert again.stored("r1", "f1") == b"answer"
+    with pytest.raises(ValueError, match="other parameters"):
+        again.stored("r1", "f2")
+    with pytest.raises(ValueError, match="belongs to party"):
+        DurableLedger(path, "q")
+
+
+def test_import_fedsk_does_not_import_grpc():
+    code = "import sys, fedsk, fedsk.network; print('grpc' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+# -- real processes ----------------------------------------------------------
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _data(directory):
+    rng = np.random.default_rng(0)
+    for i, name in enumerate(NAMES):
+        n = 400 + 50 * i
+        X = rng.normal(size=(n, 4)) + 0.3 * i
+        y = (X @ [1.0, -2.0, 0.5, 0.0] + rng.logistic(size=n) > 0).astype(int)
+        frame_ = pd.DataFrame(X, columns=["x0", "x1", "x2", "x3"])
+        frame_["y"] = y
+        frame_.to_csv(directory / f"{name}.csv", index=False)
+
+
+class Cluster:
+    """``fedsk serve`` and one ``fedsk party`` per name, as subprocesses."""
+
+    def __init__(
+        self, root, epsilon, trust="local,secure,peer_to_peer,central", max_mb=4
+    ):
+        self.root = root
+        self.epsilon = epsilon
+        self.trust = trust
+        self.max_mb = max_mb
+        _data(root)
+        provision(str(root / "kits"), "127.0.0.1", NAMES)
+        self.address = f"127.0.0.1:{_free_port()}"
+        self.server = self._spawn(
+            "server",
+            ["serve", "--address", self.address, "--certs", str(root / "kits/server")],
+        )
+        self.agents = {}
+        for name in NAMES:
+            self.start(name)
+        self.fed = self.connect()
+
+    def _spawn(self, log, args):
+        out = open(self.root / f"{log}.log", "ab")  # noqa: SIM115
+        return subprocess.Popen(
+            [sys.executable, "-m", "fedsk", *args], stdout=out, stderr=subprocess.STDOUT
+        )
+
+    def start(self, name):
+        self.agents[name] = self._spawn(
+            name,
+            [
+                "party",
+                "--server",
+                self.address,
+                "--certs",
+                str(self.root / "kits" / name),
+                "--name",
+                name,
+                "--data",
+                str(self.root / f"{name}.csv"),
+                "--target",
+                "y",
+                "--epsilon",
+                str(self.epsilon),
+                "--ledger",
+                str(self.root / f"{name}.db"),
+                "--trust",
+                self.trust,
+                "--max-mb",
+                str(self.max_mb),
+            ],
+        )
+
+    def kill9(self, name):
+        self.agents[name].send_signal(signal.SIGKILL)
+        self.agents[name].wait()
+
+    def connect(self, certs="client", **kwargs):
+        kwargs.setdefault("timeout", 60)
+        deadline = time.monotonic() + 120
+        while True:  # the processes take a while to import on a busy machine
+            try:
+                return Federation.connect(
+                    self.address,
+                    certs=str(self.root / "kits" / certs),
+                    parties=NAMES,
+                    **kwargs,
+                )
+            except PartyError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+
+    def log(self, name):
+        return (self.root / f"{name}.log").read_text()
+
+    def stop(self):
+        for process in [*self.agents.values(), self.server]:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in [*self.agents.values(), self.server]:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.fixture(scope="module")
+def open_cluster(tmp_path_factory):
+    cluster = Cluster(tmp_path_factory.mktemp("open"), INF)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def private_cluster(tmp_path_factory):
+    cluster = Cluster(tmp_path_factory.mktemp("private"), 6.0)
+    yield cluster
+    cluster.stop()
+
+
+def _local(cluster):
+    return Federation(
+        [Party.from_csv(cluster.root / f"{n}.csv", target="y", name=n) for n in NAMES]
+    )
+
+
+FAMILIES = [
+    (LinearRegression(), {}),
+    (Ridge(alpha=2.0), {}),
+    (StandardScaler(), {}),
+    (GaussianNB(), {"classes": [0, 1]}),
+    (LogisticRegression(), {"classes": [0, 1], "bounds": (-5, 5)}),
+    (
+        DecisionTreeClassifier(max_depth=3, random_state=0),
+        {"classes": [0, 1], "bounds": (-5, 5)},
+    ),
+    (
+        RandomForestClassifier(n_estimators=3, max_depth=3, random_state=0),
+        {"classes": [0, 1], "bounds": (-5, 5)},
+    ),
+    (
+        HistGradientBoostingClassifier(max_iter=3, random_state=0),
+        {"classes": [0, 1], "bounds": (-5, 5)},
+    ),
+]
+
+
+@pytest.mark.parametrize("estimator, params", FAMILIES, ids=lambda v: type(v).__name__)
+def test_epsilon_inf_fits_equal_the_in_process_federation(
+    open_cluster, estimator, params
+):
+    remote = FederatedEstimator(estimator, epsilon=INF, **params).fit(open_cluster.fed)
+    local = FederatedEstimator(estimator, epsilon=INF, **params).fit(
+        _local(open_cluster)
+    )
+    X = pd.DataFrame(
+        np.random.default_rng(5).normal(size=(200, 4)), columns=["x0", "x1", "x2", "x3"]
+    )
+    if hasattr(remote.estimator_, "predict"):
+        assert np.array_equal(remote.predict(X), local.predict(X))
+    else:
+        assert np.array_equal(remote.transform(X), local.transform(X))
+    for attribute in ("coef_", "intercept_", "theta_", "var_", "mean_", "scale_"):
+        if hasattr(local.estimator_, attribute):
+            assert np.array_equal(
+                getattr(remote.estimator_, attribute),
+                getattr(local.estimator_, attribute),
+            ), attribute
+
+
+def test_party_ledgers_are_reported_by_the_agents(open_cluster):
+    FederatedEstimator(Ridge(), epsilon=INF).fit(open_cluster.fed)
+    report = open_cluster.fed.privacy_report().to_dict()
+    assert [p["party"] for p in report["parties"]] == NAMES
+    assert all(p["releases"] >= 1 for p in report["parties"]) or report
+
+
+def test_foreign_certificate_and_wrong_role_are_refused(open_cluster, tmp_path):
+    provision(str(tmp_path / "foreign"), "127.0.0.1", NAMES)
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    # trusts the real server, but presents a certificate of another CA
+    (mixed / "ca.pem").write_bytes(
+        (open_cluster.root / "kits/client/ca.pem").read_bytes()
+    )
+    for name in ("cert.pem", "key.pem"):
+        (mixed / name).write_bytes((tmp_path / "foreign/client" / name).read_bytes())
+    with pytest.raises(PartyError, match="UNAVAILABLE|handshake|SSL"):
+        Federation.connect(
+            open_cluster.address, certs=str(mixed), parties=NAMES, timeout=5
+        )
+    # a party's own kit cannot act as the coordinator
+    with pytest.raises(PartyError, match="PERMISSION_DENIED"):
+        Federation.connect(
+            open_cluster.address,
+            certs=str(open_cluster.root / "kits/a"),
+            parties=NAMES,
+            timeout=5,
+        )
+    # and the federation still works
+    FederatedEstimator(LinearRegression(), epsilon=INF).fit(open_cluster.fed)
+
+
+def _raw_call(fed, party, payload, timeout=30):
+    return fed._call(
+        frame("raw" + os.urandom(8).hex(), frame(party, payload)), timeout=timeout
+    )
+
+
+def test_hostile_messages_are_refused_and_the_agent_keeps_running(private_cluster):
+    fed = private_cluster.fed
+    out = decode(_raw_call(fed, "a", b"\x80\x04garbage"))
+    assert "malformed" in out["failure"]["error"]
+    huge = encode({"request": PartyRequest("describe"), "pad": b"x" * (4 * 2**20 + 10)})
+    try:
+        reply = decode(_raw_call(fed, "a", huge, timeout=10))
+        assert "over the limit" in reply["failure"]["error"]
+    except grpc.RpcError as exc:  # refused before it reached the agent's codec
+        assert exc.code() in (
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+        )
+    out = fed._one("a", PartyRequest("steal_rows"), None)
+    assert "unknown request kind" in out.error
+    task = _task(statistic="raw_rows")
+    out = fed._one("a", PartyRequest("release", task), _guarantee(1.0))
+    assert "unknown statistic kind" in out.error
+    # still running, and nothing was charged for any of it
+    assert private_cluster.agents["a"].poll() is None
+    assert fed._one("a", PartyRequest("describe"), None)["n_features"] == 4
+    assert "refused" in private_cluster.log("a")
+
+
+def _clipping():
+    return Clipping(np.full(4, -5.0), np.full(4, 5.0), None, 0.0, 1.0)
+
+
+def _task(statistic="linear_moments", epsilon=1.0, release_id=None):
+    clipping = _clipping()
+    encoding = None
+    if statistic in STATISTICS:
+        stat = STATISTICS[statistic]
+        encoding = GridEncoding.calibrate(
+            stat.shapes(4), stat.sensitivity(clipping, 4), epsilon=epsilon, rho=None
+        )
+    return PartyTask(
+        release_id=release_id or os.urandom(16).hex(),
+        clipping=clipping,
+        statistic=statistic,
+        params={},
+        encoding=encoding,
+    )
+
+
+def _guarantee(epsilon, trust="local"):
+    return {
+        "epsilon": epsilon,
+        "delta": 0.0,
+        "rho": None,
+        "trust": trust,
+        "group_size": 1,
+        "estimator": "test",
+    }
+
+
+def _spent(fed, name):
+    report = fed.privacy_report().to_dict()
+    return next(p for p in report["parties"] if p["party"] == name)["epsilon_spent"]
+
+
+def test_replay_returns_the_same_answer_charged_once(private_cluster):
+    fed = private_cluster.fed
+    before = _spent(fed, "b")
+    task = _task(epsilon=0.5)
+    request = PartyRequest("release", task)
+    first = fed._one("b", request, _guarantee(0.5))
+    second = fed._one("b", request, _guarantee(0.5))
+    assert isinstance(first, np.ndarray) and np.array_equal(first, second)
+    assert _spent(fed, "b") == pytest.approx(before + 0.5)
+    # the same release id with other parameters: refused, not charged
+    other = _task(epsilon=0.25, release_id=task.release_id)
+    out = fed._one("b", PartyRequest("release", other), _guarantee(0.25))
+    assert "other parameters" in out.error
+    assert _spent(fed, "b") == pytest.approx(before + 0.5)
+
+
+def test_agent_recomputes_the_calibration_and_its_policy(private_cluster):
+    fed = private_cluster.fed
+    before = _spent(fed, "c")
+    # noise calibrated for epsilon=50 but stated as epsilon=0.5: refused
+    cheat = _task(epsilon=50.0)
+    out = fed._one("c", PartyRequest("release", cheat), _guarantee(0.5))
+    assert "calibration does not match" in out.error
+    # noise-free requests need --epsilon inf
+    out = fed._one(
+        "c", PartyRequest("release", _task("linear_moments", INF)), _guarantee(INF)
+    )
+    assert "epsilon=inf" in out.error or "inf" in out.error
+    # a partly-noised distributed share must not be released in the clear
+    task = _task(epsilon=0.5)
+    out = fed._one("c", PartyRequest("release", task), _guarantee(0.5, "secure"))
+    assert "secure sum" in out.error or "calibration" in out.error
+    # over budget
+    out = fed._one(
+        "c", PartyRequest("release", _task(epsilon=100.0)), _guarantee(100.0)
+    )
+    assert "budget" in out.error.lower()
+    assert _spent(fed, "c") == pytest.approx(before)
+
+
+@pytest.mark.parametrize("trust", ["central", "local", "secure", "peer_to_peer"])
+def test_private_fits_under_each_trust_mode(private_cluster, trust):
+    fed = private_cluster.fed
+    before = {n: _spent(fed, n) for n in NAMES}
+    model = FederatedEstimator(
+        GaussianNB(), epsilon=0.3, bounds=(-5, 5), classes=[0, 1], trust=trust
+    ).fit(fed)
+    X = pd.read_csv(private_cluster.root / "a.csv")
+    assert model.score(X.drop(columns="y"), X["y"]) > 0.6
+    after = {n: _spent(fed, n) for n in NAMES}
+    for name in NAMES:  # each agent charged itself once for the fit
+        assert after[name] == pytest.approx(before[name] + 0.3, rel=1e-6)
+    assert model.ledgers_[0].events[-1].note == "charged by the party agent"
+
+
+def test_kill_9_and_restart_keeps_the_ledger(private_cluster):
+    fed = private_cluster.fed
+    FederatedEstimator(
+        Ridge(), epsilon=1.0, bounds=(-5, 5), y_bounds=(0, 1), trust="local"
+    ).fit(fed)
+    spent = _spent(fed, "a")
+    left = 6.0 - spent
+    assert left > 0.5
+    private_cluster.kill9("a")
+    private_cluster.start("a")
+    again = private_cluster.connect()
+    assert _spent(again, "a") == pytest.approx(spent)
+    # what the earlier spending no longer allows is still refused
+    over = FederatedEstimator(
+        Ridge(), epsilon=left + 0.1, bounds=(-5, 5), y_bounds=(0, 1), trust="local"
+    )
+    with pytest.raises(BudgetExceededError, match="'a'"):
+        over.fit(again)
+    assert _spent(again, "a") == pytest.approx(spent)
+    private_cluster.fed = again
+
+
+def test_dead_agent_named_in_local_mode_and_dropped_in_secure_mode(private_cluster):
+    private_cluster.kill9("c")
+    try:
+        fed = private_cluster.fed
+        fed.timeout = 8
+        with pytest.raises(PartyError, match="'c'"):
+            FederatedEstimator(
+                GaussianNB(), epsilon=0.2, bounds=(-5, 5), classes=[0, 1], trust="local"
+            ).fit(fed)
+        fed.min_parties = 2  # secure: the fit completes without c
+        model = FederatedEstimator(
+            GaussianNB(), epsilon=0.2, bounds=(-5, 5), classes=[0, 1], trust="secure"
+        ).fit(fed)
+        assert "left out 1 of 3 parties (c)" in model.fit_ledger_.events[-1].note
+        assert hasattr(model, "estimator_")
+    finally:
+        private_cluster.start("c")
+        private_cluster.fed = private_cluster.connect()
