@@ -203,6 +203,12 @@ def _check(estimator, losses):
         interaction_cst=lambda v: v is None,
         warm_start=lambda v: not v,
     )
+    if estimator.max_depth is None and estimator.max_leaf_nodes is None:
+        raise ValueError(
+            f"{name}(max_depth=None, max_leaf_nodes=None) grows trees without "
+            "bound, but every level of a tree is a release that needs its share "
+            "of the budget. Pass max_depth=... (or max_leaf_nodes=...)."
+        )
 
 
 def _levels(max_depth, max_leaf_nodes):
@@ -264,13 +270,6 @@ class _Booster:
         )
         if depth_default:
             n_levels, max_leaves = planned.max_depth, None
-        elif given["max_depth"] is None and given["max_leaf_nodes"] is None:
-            raise ValueError(
-                f"{type(est).__name__}(max_depth=None, max_leaf_nodes=None) grows "
-                "trees without bound, but every level of a tree is a release that "
-                "needs its share of the budget. Pass max_depth=... (or "
-                "max_leaf_nodes=...)."
-            )
         else:
             n_levels = _levels(given["max_depth"], given["max_leaf_nodes"])
             max_leaves = given["max_leaf_nodes"]
