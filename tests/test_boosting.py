@@ -426,6 +426,17 @@ def test_unsupported_parameters_are_rejected(estimator, match):
         model.fit(X, y)
 
 
+@pytest.mark.parametrize("strategy", ["random", "newton"])
+def test_a_strategy_that_does_not_apply_is_refused(strategy):
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    model = FederatedEstimator(
+        HistGradientBoostingClassifier(), epsilon=INF, strategy=strategy
+    )
+    with pytest.raises(ValueError, match="does not apply"):
+        model.fit(X, (X[:, 0] > 0).astype(int))
+    assert not hasattr(model, "fit_ledger_") or not model.fit_ledger_.events
+
+
 def test_invalid_hyperparameter_uses_sklearn_validation():
     X = np.random.default_rng(0).normal(size=(60, 3))
     model = FederatedEstimator(

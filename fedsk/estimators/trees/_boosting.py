@@ -153,11 +153,12 @@ def fit_hist_gradient_boosting_classifier(classifier, session, classes):
     ``l2_regularization``, ``max_features`` (candidate features per node,
     drawn from ``random_state``) and ``max_bins`` (at most ``FINE_BINS -
     1``). ``early_stopping`` must be ``"auto"`` or False and is off either
-    way (it would score the parties' private rows). Rejected:
+    way (it would score the parties' private rows), and
+    ``FederatedEstimator(strategy=...)`` ``"auto"`` or ``"greedy"``. Rejected:
     ``class_weight``, ``categorical_features`` (one-hot encode on public
     levels), ``monotonic_cst``, ``interaction_cst``, ``warm_start``.
     """
-    _check(classifier, ("log_loss",))
+    _check(classifier, session, ("log_loss",))
     reject_unsupported(classifier, class_weight=lambda v: v is None)
     classes = np.asarray(classes)
     n_outputs = 1 if len(classes) == 2 else len(classes)
@@ -170,13 +171,19 @@ def fit_hist_gradient_boosting_regressor(regressor, session):
     As :func:`fit_hist_gradient_boosting_classifier`, with loss
     ``squared_error`` only; the target is clipped to ``y_bounds``.
     """
-    _check(regressor, ("squared_error",))
+    _check(regressor, session, ("squared_error",))
     return _Booster(regressor, session, "squared_error", None, 1).fit()
 
 
-def _check(estimator, losses):
+def _check(estimator, session, losses):
     validate_estimator_params(estimator)
     name = type(estimator).__name__
+    if session.strategy not in ("auto", "greedy"):
+        raise ValueError(
+            f"strategy={session.strategy!r} does not apply to {name}: boosting "
+            "grows its trees greedily, level by level. Use strategy='auto' (or "
+            "'greedy')."
+        )
     if estimator.loss not in losses:
         raise ValueError(
             f"{name}(loss={estimator.loss!r}) is not supported by its federated "
