@@ -69,7 +69,8 @@ class PartyAgent:
 
     @classmethod
     def from_csv(cls, name, path, target, store, policy, categories=None, **kwargs):
-        loader = CsvLoader(str(path), target, {}, False, categories or {})
+        parquet = str(path).endswith((".parquet", ".pq"))
+        loader = CsvLoader(str(path), target, {}, parquet, categories or {})
         return cls(name, loader, store, policy, **kwargs)
 
     # -- one request -------------------------------------------------------

@@ -61,7 +61,9 @@ def add_commands(subparsers, fit=None):
     party.add_argument("--server", required=True, metavar="HOST:PORT")
     party.add_argument("--certs", required=True, metavar="DIR/NAME")
     party.add_argument("--name", required=True)
-    party.add_argument("--data", required=True, metavar="FILE.csv")
+    party.add_argument(
+        "--data", required=True, metavar="FILE.csv", help="CSV (or .parquet) file"
+    )
     party.add_argument("--target", default=None, metavar="COL")
     party.add_argument(
         "--epsilon",
