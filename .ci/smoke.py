@@ -74,6 +74,12 @@ def main(argv=None):
         present = [m for m in EXTRAS_ONLY if importlib.util.find_spec(m) is not None]
         assert not present, f"extras' packages are installed: {present}"
 
+    @check("import fedsk")
+    def _():
+        import fedsk
+
+        return f"fedsk {fedsk.__version__}"
+
     import fedsk
 
     @check("fedsk is the installed wheel")
