@@ -321,6 +321,86 @@ def test_foreign_certificate_and_wrong_role_are_refused(open_cluster, tmp_path):
     FederatedEstimator(LinearRegression(), epsilon=INF).fit(open_cluster.fed)
 
 
+def test_fit_command_through_the_server(open_cluster, tmp_path):
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fedsk",
+            "fit",
+            "--server",
+            open_cluster.address,
+            "--certs",
+            str(open_cluster.root / "kits/client"),
+            "--parties",
+            "a,b,c",
+            "--target",
+            "y",
+            "--model",
+            "ridge",
+            "--epsilon",
+            "inf",
+            "--out",
+            str(tmp_path / "model.joblib"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "across 3 parties" in out.stdout and (tmp_path / "model.joblib").exists()
+
+
+def test_agent_refuses_a_kit_of_another_party(open_cluster):
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fedsk",
+            "party",
+            "--server",
+            open_cluster.address,
+            "--certs",
+            str(open_cluster.root / "kits/a"),
+            "--name",
+            "b",
+            "--data",
+            str(open_cluster.root / "b.csv"),
+            "--target",
+            "y",
+            "--epsilon",
+            "1",
+            "--ledger",
+            str(open_cluster.root / "wrong.db"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 2 and "kit of 'a'" in out.stderr
+
+
+def test_server_restart(open_cluster):
+    open_cluster.server.send_signal(signal.SIGKILL)
+    open_cluster.server.wait()
+    open_cluster.server = open_cluster._spawn(
+        "server",
+        [
+            "serve",
+            "--address",
+            open_cluster.address,
+            "--certs",
+            str(open_cluster.root / "kits/server"),
+        ],
+    )
+    fed = open_cluster.connect()  # agents and the coordinator reconnect
+    remote = FederatedEstimator(LinearRegression(), epsilon=INF).fit(fed)
+    local = FederatedEstimator(LinearRegression(), epsilon=INF).fit(
+        _local(open_cluster)
+    )
+    assert np.array_equal(remote.estimator_.coef_, local.estimator_.coef_)
+
+
 def _raw_call(fed, party, payload, timeout=30):
     return fed._call(
         frame("raw" + os.urandom(8).hex(), frame(party, payload)), timeout=timeout
