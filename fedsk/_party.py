@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ._aggregation import masking_step, sharing_step
+from ._aggregation import AnsweredReleases, masking_step, sharing_step
 from ._rows import (
     CsvLoader,
     InMemoryRows,
@@ -351,7 +351,7 @@ def answer(source, name, request):
         request.message,
         request.task.n_shares,  # the threshold, as the party accepted it
         vector,
-        source.revealed,
+        AnsweredReleases(source.secret),
     )
 
 

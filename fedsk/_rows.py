@@ -34,23 +34,17 @@ def _secret_field():
     return field(default_factory=new_secret, repr=False, compare=False)
 
 
-def _revealed_field():
-    return field(default_factory=set, repr=False, compare=False)
-
-
 @dataclass(frozen=True)
 class InMemoryRows:
     """Rows held by the party object itself (validated at construction).
 
     ``secret`` is the party's own randomness (see
-    :func:`fedsk.privacy.new_secret`); ``revealed`` the releases it has
-    answered an unmasking request for.
+    :func:`fedsk.privacy.new_secret`).
     """
 
     X: np.ndarray
     y: np.ndarray | None
     secret: bytes = _secret_field()
-    revealed: set = _revealed_field()
 
 
 @dataclass(frozen=True)
@@ -61,7 +55,6 @@ class LoadedRows:
     loader: object
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
     secret: bytes = _secret_field()
-    revealed: set = _revealed_field()
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,11 @@ through a :class:`Transcript`.
 from ._masking import SecureAggregationAbort, masked_sum, masking_step, run_masking
 from ._messages import COORDINATOR, EVERYONE, Message, Transcript
 from ._plain import sum_blocks, sum_encoded
+from ._record import AnsweredReleases
 from ._sharing import run_sharing, shared_sum, sharing_step
 
 __all__ = [
+    "AnsweredReleases",
     "COORDINATOR",
     "EVERYONE",
     "Message",

@@ -28,7 +28,8 @@ its worker): the coordinator only relays and sums.
    aborts with no output.
 
 A party keeps no state between steps but the ids of the releases it has
-revealed for: its keys are re-derived from its secret at every step.
+revealed for (:class:`AnsweredReleases`, kept where it runs): its keys are
+re-derived from its secret at every step.
 
 PRG: the ChaCha20 keystream of a seed derived by HKDF-SHA256.
 
@@ -204,7 +205,7 @@ def masking_step(
         its Shamir threshold, and the fewest alive parties it unmasks for.
     vector : ndarray of int64, default=None
         The party's noisy encoded statistic (contribute).
-    revealed : set, default=None
+    revealed : set or AnsweredReleases, default=None
         The ids of the releases this party has revealed for (its only
         state); a second unmasking request for one release is refused.
 
@@ -244,7 +245,12 @@ def answer_once(revealed, release_id, name):
         return
     if release_id in revealed:
         raise RuntimeError(f"Party {name!r} has already answered for this release.")
-    revealed.add(release_id)
+    try:
+        revealed.add(release_id)  # atomic where the record is kept in files
+    except RuntimeError:
+        raise RuntimeError(
+            f"Party {name!r} has already answered for this release."
+        ) from None
 
 
 def run_masking(run, names, threshold, transcript):

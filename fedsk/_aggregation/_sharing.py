@@ -57,7 +57,7 @@ def sharing_step(
     threshold : int
         The release's public threshold, as the party knows it (from the
         request it accepted): the fewest parties whose shares it sums.
-    revealed : set, default=None
+    revealed : set or AnsweredReleases, default=None
         The ids of the releases this party has published a partial sum for
         (its only state); a second request for one release is refused.
     vector : ndarray of int64, default=None
