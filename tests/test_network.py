@@ -154,9 +154,13 @@ class Cluster:
             ["serve", "--address", self.address, "--certs", str(root / "kits/server")],
         )
         self.agents = {}
-        for name in NAMES:
-            self.start(name)
-        self.fed = self.connect()
+        try:
+            for name in NAMES:
+                self.start(name)
+            self.fed = self.connect()
+        except BaseException:
+            self.stop()
+            raise
 
     def _spawn(self, log, args):
         out = open(self.root / f"{log}.log", "ab")  # noqa: SIM115

@@ -113,6 +113,7 @@ class RemoteFederation(Federation):
             timeout=timeout,
             retries=retries,
         )
+        self._mirror_ledgers()
 
     # -- what changes: delivery, charging, reports --------------------------
     def release(
@@ -210,6 +211,15 @@ class RemoteFederation(Federation):
     def privacy_report(self):
         """Each party's ledger as its agent reports it (all its releases,
         by every coordinator), as a :class:`~fedsk.privacy.PrivacyReport`."""
+        return PrivacyReport(self._agent_ledgers())
+
+    def _mirror_ledgers(self):
+        """Start each party's copy from its agent's ledger (budget, history):
+        the fitted estimators' reports then show what the agents charged."""
+        for party, ledger in zip(self.parties, self._agent_ledgers()):
+            party.ledger = ledger
+
+    def _agent_ledgers(self):
         answers = self._send(
             {p.name: PartyRequest("ledger") for p in self.parties}, None
         )
@@ -222,7 +232,7 @@ class RemoteFederation(Federation):
             ledger = BudgetLedger(name, epsilon=out["epsilon"], delta=out["delta"])
             ledger.events.extend(out["events"])
             ledgers.append(ledger)
-        return PrivacyReport(ledgers)
+        return ledgers
 
     def status(self):
         """``{party: seconds since its agent last polled}`` as the server sees it."""

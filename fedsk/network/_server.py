@@ -30,8 +30,8 @@ from ._transport import (
     STATUS,
     frame,
     identity,
-    options,
     require_grpc,
+    server_options,
     unframe,
 )
 
@@ -184,7 +184,7 @@ def build_server(
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers),
         handlers=[handler],
-        options=options(max_mb),
+        options=server_options(max_mb),
         maximum_concurrent_rpcs=workers,
     )
     credentials = grpc.ssl_server_credentials(

@@ -28,8 +28,19 @@ def require_grpc():
     return grpc
 
 
+def server_options(max_mb=DEFAULT_MAX_MB):
+    """:func:`options`, and accepting the clients' keepalive pings (the
+    default allows one per 5 minutes without data, and answers more with
+    GOAWAY "too_many_pings")."""
+    return [
+        *options(max_mb),
+        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ("grpc.http2.max_ping_strikes", 0),
+    ]
+
+
 def options(max_mb=DEFAULT_MAX_MB):
-    """Channel and server options: message size limits, keepalives."""
+    """Channel options: message size limits, keepalives."""
     size = int(max_mb * 2**20)
     return [
         ("grpc.max_send_message_length", size),
