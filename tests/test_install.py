@@ -33,13 +33,9 @@ DISTRIBUTION = {
     "sklearn": "scikit-learn",
     "dp_accounting": "dp-accounting",
     "distributed": "dask",
+    "grpc": "grpcio",
+    "google": "protobuf",
 }
-
-
-# Imported on demand by code whose extra is still to be declared: the
-# `network` extra (grpcio, protobuf) of the party agents (issue 15). Remove a
-# module from here when its extra exists.
-PENDING_EXTRA = {"grpc", "google"}
 
 
 def _name(requirement):
@@ -96,9 +92,7 @@ def test_every_lazy_import_is_core_or_an_extra():
     missing = {
         module: places["lazy"]
         for module, places in _third_party_imports().items()
-        if places["lazy"]
-        and module not in PENDING_EXTRA
-        and DISTRIBUTION.get(module, module).lower() not in declared
+        if places["lazy"] and DISTRIBUTION.get(module, module).lower() not in declared
     }
     assert not missing, f"imported on demand but declared nowhere: {missing}"
 
