@@ -30,6 +30,7 @@ from sklearn.ensemble import (
     HistGradientBoostingClassifier,
     HistGradientBoostingRegressor,
 )
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.utils._param_validation import InvalidParameterError
@@ -259,6 +260,7 @@ def test_budget_is_spent_and_charged_per_release(delta):
 
 
 @seeded
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_levels_with_nothing_to_split_hand_their_share_to_the_leaves():
     X_train, _, y_train, _ = _classification(n=600)
     fed = FederatedEstimator(
@@ -270,6 +272,21 @@ def test_levels_with_nothing_to_split_hand_their_share_to_the_leaves():
     ).fit(X_train, y_train)
     assert len(fed.fit_ledger_.events) < 1 + 2 * 7
     assert fed.epsilon_spent_ == pytest.approx(0.5, rel=1e-9)
+
+
+@seeded
+def test_a_model_without_any_split_warns():
+    X = np.random.default_rng(0).normal(size=(200, 3))
+    y = np.random.default_rng(1).integers(0, 2, size=200)  # no signal
+    model = FederatedEstimator(
+        HistGradientBoostingClassifier(max_iter=2, max_depth=2),
+        epsilon=0.05,
+        bounds=(-3.0, 3.0),
+        classes=[0, 1],
+        random_state=0,
+    )
+    with pytest.warns(ConvergenceWarning, match="no split"):
+        model.fit(X, y)
 
 
 @pytest.mark.parametrize("delta", [0.0, 1e-6])

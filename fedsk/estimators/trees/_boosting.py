@@ -57,10 +57,12 @@ References
 """
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import expit
+from sklearn.exceptions import ConvergenceWarning
 
 from ..._federation import Release
 from ..._statistics._trees import Ensemble, TreeTarget
@@ -395,6 +397,15 @@ class _Booster:
                     + (tuple((t.structure(), v) for t, v in zip(trees, values)),),
                 )
                 bar.update(1)
+        if all(tree.n_nodes == 1 for trees in iterations for tree, _ in trees):
+            warnings.warn(
+                f"{type(est).__name__}: no split rose above the noise, so the model "
+                "predicts the intercept-only baseline (the majority class). Give "
+                "it more rows or a larger epsilon, or leave max_iter, max_depth "
+                "and learning_rate at their defaults so fedsk plans them.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
         return self._fitted(baseline, h_ref, iterations, bins)
 
     def _at_baseline(self, raw):
