@@ -237,7 +237,7 @@ def open_cluster(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def private_cluster(tmp_path_factory):
-    cluster = Cluster(tmp_path_factory.mktemp("private"), 6.0)
+    cluster = Cluster(tmp_path_factory.mktemp("private"), 8.0)
     yield cluster
     cluster.stop()
 
@@ -517,13 +517,13 @@ def test_private_fits_under_each_trust_mode(private_cluster, trust):
     fed = private_cluster.fed
     before = {n: _spent(fed, n) for n in NAMES}
     model = FederatedEstimator(
-        GaussianNB(), epsilon=0.3, bounds=(-5, 5), classes=[0, 1], trust=trust
+        GaussianNB(), epsilon=1.0, bounds=(-5, 5), classes=[0, 1], trust=trust
     ).fit(fed)
     X = pd.read_csv(private_cluster.root / "a.csv")
     assert model.score(X.drop(columns="y"), X["y"]) > 0.6
     after = {n: _spent(fed, n) for n in NAMES}
     for name in NAMES:  # each agent charged itself once for the fit
-        assert after[name] == pytest.approx(before[name] + 0.3, rel=1e-6)
+        assert after[name] == pytest.approx(before[name] + 1.0, rel=1e-6)
     assert model.ledgers_[0].events[-1].note == "charged by the party agent"
 
 
@@ -533,7 +533,7 @@ def test_kill_9_and_restart_keeps_the_ledger(private_cluster):
         Ridge(), epsilon=1.0, bounds=(-5, 5), y_bounds=(0, 1), trust="local"
     ).fit(fed)
     spent = _spent(fed, "a")
-    left = 6.0 - spent
+    left = private_cluster.epsilon - spent
     assert left > 0.5
     private_cluster.kill9("a")
     private_cluster.start("a")
