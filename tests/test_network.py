@@ -22,9 +22,16 @@ import pytest
 grpc = pytest.importorskip("grpc")
 
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier  # noqa: E402
-from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge  # noqa: E402
+from sklearn.linear_model import (  # noqa: E402
+    LinearRegression,
+    LogisticRegression,
+    Ridge,
+    SGDClassifier,
+    SGDRegressor,
+)
 from sklearn.naive_bayes import GaussianNB  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.svm import LinearSVC  # noqa: E402
 from sklearn.tree import DecisionTreeClassifier  # noqa: E402
 
 from fedsk import (  # noqa: E402
@@ -86,6 +93,14 @@ def test_codec_round_trip_and_refusals():
         encode(object())
     with pytest.raises(MessageError, match="cannot send"):
         encode(LinearRegression())  # no objects but fedsk's public records
+    # FedAvg's wrapped estimator: rebuilt from its class and parameters
+    sgd = decode(encode(SGDClassifier(alpha=0.01, class_weight={0: 1.0, 1: 2.0})))
+    assert (
+        sgd.get_params()
+        == SGDClassifier(alpha=0.01, class_weight={0: 1.0, 1: 2.0}).get_params()
+    )
+    with pytest.raises(MessageError, match="unknown parameters"):
+        decode(encode(SGDClassifier()).replace(b'"alpha"', b'"alphx"'))
     forged = data.replace(b'"map"', b'"obj"')
     with pytest.raises(MessageError, match="unknown tag"):
         decode(forged)
@@ -250,6 +265,12 @@ def _local(cluster):
 
 FAMILIES = [
     (LinearRegression(), {}),
+    (SGDRegressor(random_state=0), {"bounds": (-5, 5), "y_bounds": (0, 1)}),
+    (LinearSVC(), {"classes": [0, 1], "bounds": (-5, 5)}),
+    (
+        SGDClassifier(random_state=0),
+        {"classes": [0, 1], "bounds": (-5, 5), "strategy": "fedavg"},
+    ),
     (Ridge(alpha=2.0), {}),
     (StandardScaler(), {}),
     (GaussianNB(), {"classes": [0, 1]}),
@@ -546,6 +567,39 @@ def test_kill_9_and_restart_keeps_the_ledger(private_cluster):
     with pytest.raises(BudgetExceededError, match="'a'"):
         over.fit(again)
     assert _spent(again, "a") == pytest.approx(spent)
+    private_cluster.fed = again
+
+
+def test_agent_killed_mid_fit_is_named_and_what_happened_stays_charged(private_cluster):
+    fed = private_cluster.fed
+    before = {n: _spent(fed, n) for n in NAMES}
+    deliver, calls = fed._call_parties, []
+
+    def kill_b_after_the_first_release(requests, what, verbose):
+        out = deliver(requests, what, verbose)
+        calls.append(what)
+        if len(calls) == 1:
+            private_cluster.kill9("b")
+        return out
+
+    fed._call_parties = kill_b_after_the_first_release
+    fed.timeout = 8
+    try:
+        with pytest.raises(PartyError, match="'b'"):
+            FederatedEstimator(
+                LogisticRegression(),
+                epsilon=1.0,
+                bounds=(-5, 5),
+                classes=[0, 1],
+                trust="local",
+            ).fit(fed)
+    finally:
+        del fed._call_parties
+        private_cluster.start("b")
+    again = private_cluster.connect()
+    first = _spent(again, "b") - before["b"]
+    assert first > 0  # the release b answered stays charged, after its restart
+    assert _spent(again, "a") - before["a"] > first  # a answered one more
     private_cluster.fed = again
 
 

@@ -10,10 +10,12 @@ tree holds JSON scalars and lists, and tagged objects for everything else:
 type), ``"float"`` (inf and NaN), ``"int"`` (beyond 2^53, as text),
 ``"bytes"`` and ``"array"`` (an index into the buffers; arrays name their
 dtype, always little-endian, and shape), ``"labels"`` (a 1-d object array of
-strings or numbers), and ``"record"``: one of the dataclasses named in
-:data:`RECORDS`, rebuilt field by field. Any other tag, dtype, version or
-record name is refused, as are messages larger than the limit and trees
-nested deeper than :data:`MAX_DEPTH`.
+strings or numbers), ``"record"``: one of the dataclasses named in
+:func:`records`, rebuilt field by field, and ``"estimator"``: one of the
+scikit-learn classes FedAvg fits locally, rebuilt from its parameters.
+Any other tag, dtype, version, record or estimator name is refused, as are
+messages larger than the limit and trees nested deeper than
+:data:`MAX_DEPTH`.
 """
 
 import dataclasses
@@ -70,6 +72,22 @@ def _records():
 
 
 _RECORDS = None
+# scikit-learn estimators a request may name (FedAvg's local fit): rebuilt
+# from their class and plain parameters, never unpickled.
+_ESTIMATORS = {
+    "LogisticRegression": "sklearn.linear_model",
+    "SGDClassifier": "sklearn.linear_model",
+    "SGDRegressor": "sklearn.linear_model",
+    "LinearSVC": "sklearn.svm",
+}
+
+
+def _estimator_class(name):
+    import importlib
+
+    if name not in _ESTIMATORS:
+        raise MessageError(f"unknown estimator {name!r}")
+    return getattr(importlib.import_module(_ESTIMATORS[name]), name)
 
 
 def records():
@@ -199,6 +217,13 @@ def _pack(value, buffers, depth):
                 for f in dataclasses.fields(value)
             },
         }
+    name = type(value).__name__
+    if name in _ESTIMATORS and type(value) is _estimator_class(name):
+        return {
+            "$t": "estimator",
+            "name": name,
+            "v": _pack(value.get_params(deep=False), buffers, depth),
+        }
     raise MessageError(
         f"cannot send a {type(value).__qualname__}: the wire carries numbers, "
         "text, bytes, numeric arrays and fedsk's own public records only"
@@ -292,4 +317,10 @@ def _unpack(node, buffers, depth):
         if not isinstance(values, dict) or set(values) - names:
             raise MessageError(f"unknown fields in record {node['name']!r}")
         return cls(**{k: _unpack(v, buffers, depth) for k, v in values.items()})
+    if tag == "estimator":
+        cls = _estimator_class(node["name"])
+        params = _unpack(node["v"], buffers, depth)
+        if not isinstance(params, dict) or set(params) - set(cls().get_params()):
+            raise MessageError(f"unknown parameters of {node['name']!r}")
+        return cls(**params)
     raise MessageError(f"unknown tag {tag!r} in the message")
