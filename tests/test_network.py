@@ -7,6 +7,7 @@ in-process tests at the top check the wire format and the durable ledger
 without sockets.
 """
 
+import dataclasses
 import math
 import os
 import signal
@@ -123,6 +124,19 @@ def test_durable_ledger_survives_reopen_and_refuses_mismatched_replays(tmp_path)
         again.stored("r1", "f2")
     with pytest.raises(ValueError, match="belongs to party"):
         DurableLedger(path, "q")
+
+
+def test_missing_network_extra_is_one_line_naming_it():
+    code = (
+        "import sys; sys.modules['grpc'] = None\n"
+        "from fedsk import Federation\n"
+        "try:\n"
+        "    Federation.connect('127.0.0.1:1', certs='x', parties=['a'])\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "'network' extra" in out.stdout and out.stdout.count("\n") == 1, out
 
 
 def test_import_fedsk_does_not_import_grpc():
@@ -531,6 +545,26 @@ def test_agent_recomputes_the_calibration_and_its_policy(private_cluster):
     )
     assert "budget" in out.error.lower()
     assert _spent(fed, "c") == pytest.approx(before)
+
+
+def test_protocol_steps_are_stored_and_checked(private_cluster):
+    fed = private_cluster.fed
+    task = dataclasses.replace(_task(epsilon=0.5), n_shares=2)
+    keys = PartyRequest("protocol", task, "masking", "keys", {})
+    first = fed._one("a", keys, _guarantee(0.5, "secure"))
+    assert fed._one("a", keys, _guarantee(0.5, "secure")) == first
+    other = dataclasses.replace(keys, message={"roster": {}})
+    assert "other parameters" in fed._one("a", other, _guarantee(0.5, "secure")).error
+    # a party refuses to help unmask a sum of fewer noise shares than calibrated
+    reveal = PartyRequest(
+        "protocol",
+        task,
+        "masking",
+        "reveal",
+        {"roster": {}, "ciphertexts": {}, "alive": ["a"], "dropped": []},
+    )
+    out = fed._one("a", reveal, _guarantee(0.5, "secure"))
+    assert "fewer than the 2" in out.error
 
 
 @pytest.mark.parametrize("trust", ["central", "local", "secure", "peer_to_peer"])
