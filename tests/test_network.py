@@ -646,12 +646,13 @@ def test_dead_agent_named_in_local_mode_and_dropped_in_secure_mode(private_clust
             FederatedEstimator(
                 GaussianNB(), epsilon=0.2, bounds=(-5, 5), classes=[0, 1], trust="local"
             ).fit(fed)
-        fed.min_parties = 2  # secure: the fit completes without c
-        model = FederatedEstimator(
-            GaussianNB(), epsilon=0.2, bounds=(-5, 5), classes=[0, 1], trust="secure"
-        ).fit(fed)
-        assert "left out 1 of 3 parties (c)" in model.fit_ledger_.events[-1].note
-        assert hasattr(model, "estimator_")
+        fed.min_parties = 2  # secure modes: the fit completes without c
+        for trust in ("secure", "peer_to_peer"):
+            model = FederatedEstimator(
+                GaussianNB(), epsilon=0.2, bounds=(-5, 5), classes=[0, 1], trust=trust
+            ).fit(fed)
+            assert "left out 1 of 3 parties (c)" in model.fit_ledger_.events[-1].note
+            assert hasattr(model, "estimator_")
     finally:
         private_cluster.start("c")
         private_cluster.fed = private_cluster.connect()
