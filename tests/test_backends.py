@@ -155,10 +155,12 @@ def test_backend_charges_in_the_parent(backend):
     report = {p["party"]: p for p in accountant.privacy_report().to_dict()["parties"]}
     assert sorted(report) == PARTIES
     for party in report.values():
-        assert party["releases"] == 3  # ridge, then histogram + moments
+        # ridge (spread histogram + moments), then private bounds' histogram,
+        # linear regression's spread histogram + moments
+        assert party["releases"] == 5
         assert party["epsilon_spent"] == pytest.approx(2.0)
     for party in parties:
-        assert len(party.ledger.events) == 1
+        assert len(party.ledger.events) == 2  # spread histogram + moments
         assert party.ledger.spent()[0] == pytest.approx(0.5)
 
 
@@ -242,7 +244,8 @@ def test_threaded_search_charges_the_shared_accountant():
     with joblib.parallel_config(backend="threading"):
         _search(accountant, n_jobs=2)
     report = accountant.privacy_report().to_dict()
-    assert [p["releases"] for p in report["parties"]] == [N_SEARCH_FITS] * 4
+    # each Ridge fit: the spread histogram, then the moments
+    assert [p["releases"] for p in report["parties"]] == [2 * N_SEARCH_FITS] * 4
     assert [p["epsilon_spent"] for p in report["parties"]] == pytest.approx(
         [float(N_SEARCH_FITS)] * 4
     )
