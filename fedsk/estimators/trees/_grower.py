@@ -174,8 +174,9 @@ class LevelGrower:
     n_candidates : int
         Candidate features per node (all when equal to n_features).
     feature_weights : ndarray of shape (n_features,) or None
-        Chance of each feature to be drawn as a candidate (None: uniform,
-        as scikit-learn's ``max_features``).
+        Chance of each feature to be drawn as a candidate; the feature of
+        largest weight is always one (None: uniform, as scikit-learn's
+        ``max_features``).
     splitter : {"best", "random"}
         ``"random"``: each candidate feature offers one random valid cut, as
         scikit-learn's ``ExtraTree*``.
@@ -262,8 +263,26 @@ class LevelGrower:
         """Candidate features of each listed node: (n_nodes, n_candidates)."""
         if self.n_candidates >= d:
             return np.tile(np.arange(d, dtype=np.intp), (n_nodes, 1))
+        if self.feature_weights is None:
+            drawn = [
+                self.rng.choice(d, self.n_candidates, replace=False)
+                for _ in range(n_nodes)
+            ]
+            return np.sort(np.array(drawn, dtype=np.intp), axis=1)
+        # the feature of largest weight always, the others drawn by weight
+        top = int(np.argmax(self.feature_weights))
+        others = np.delete(np.arange(d), top)
+        weights = np.delete(self.feature_weights, top)
         drawn = [
-            self.rng.choice(d, self.n_candidates, replace=False, p=self.feature_weights)
+            np.append(
+                self.rng.choice(
+                    others,
+                    self.n_candidates - 1,
+                    replace=False,
+                    p=weights / weights.sum(),
+                ),
+                top,
+            )
             for _ in range(n_nodes)
         ]
         return np.sort(np.array(drawn, dtype=np.intp), axis=1)
