@@ -129,14 +129,13 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
         weights. ``"auto"`` picks ``"newton"``, the most accurate at every
         epsilon measured (``benchmarks/RESULTS.md``).
     max_rounds : int, default=None
-        Rounds of an iterative model; the budget is split equally over them
-        before the first. ``None``: when ``epsilon`` is finite, Newton takes
-        4 rounds with ``delta > 0`` and, with pure DP, 1 round below epsilon
-        2 and one more each time epsilon doubles (at most 4); gradient
-        descent 20 and FedAvg 5 rounds. Without noise: the estimator's
-        ``max_iter`` (FedAvg: 20). Rounds stop early, spending nothing
-        more, once no coefficient moves by more than the estimator's
-        ``tol * 1e-4``.
+        Rounds of an iterative model; the budget is split over them before
+        the first (with pure DP, Newton releases the Hessian once and then a
+        gradient and a small curvature per round; see ``docs/estimators.md``).
+        ``None``: when ``epsilon`` is finite, Newton takes 4 rounds, gradient
+        descent 20 and FedAvg 5. Without noise: the estimator's ``max_iter``
+        (FedAvg: 20). Rounds stop early, spending nothing more, once no
+        coefficient moves by more than the estimator's ``tol * 1e-4``.
     verbose : int, default=0
         Show a progress bar over rounds when positive, and over the parties
         of each release when above 1.
