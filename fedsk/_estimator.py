@@ -136,6 +136,11 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
         descent 20 and FedAvg 5. Without noise: the estimator's ``max_iter``
         (FedAvg: 20). Rounds stop early, spending nothing more, once no
         coefficient moves by more than the estimator's ``tol * 1e-4``.
+    max_time : float, default=None
+        Seconds of training after which an iterative model (the linear
+        models' rounds, boosting's iterations) starts no further round: the
+        round in progress finishes, and the budget of the rounds not run is
+        left unspent. ``None``: no limit.
     verbose : int, default=0
         Show a progress bar over rounds when positive, and over the parties
         of each release when above 1.
@@ -207,6 +212,7 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
         "max_party_rows": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "strategy": [StrOptions(set(STRATEGIES))],
         "max_rounds": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "max_time": [Interval(numbers.Real, 0, None, closed="neither"), None],
         "verbose": ["verbose"],
         "accountant": [PrivacyAccountant, None],
         "n_jobs": [numbers.Integral, None],
@@ -233,6 +239,7 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
         max_party_rows=None,
         strategy="auto",
         max_rounds=None,
+        max_time=None,
         verbose=0,
         accountant=None,
         n_jobs=None,
@@ -250,6 +257,7 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
         self.max_party_rows = max_party_rows
         self.strategy = strategy
         self.max_rounds = max_rounds
+        self.max_time = max_time
         self.verbose = verbose
         self.accountant = accountant
         self.n_jobs = n_jobs
@@ -333,6 +341,7 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
             accountant=accountant,
             strategy=self.strategy,
             max_rounds=self.max_rounds,
+            max_time=self.max_time,
             verbose=self.verbose,
             group_size=self._group_size(finite),
         )

@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 import sklearn
 from joblib import parallel_config
+from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.naive_bayes import GaussianNB
 from sklearn.pipeline import make_pipeline
@@ -398,3 +399,32 @@ def test_budget_shares_never_add_up_to_more_than_the_budget():
     epsilon = 1.0
     shares = [budget_share(epsilon, 0.0, f)[0] for f in [0.1] * 10]
     assert math.fsum(shares) <= epsilon
+
+
+# -- stop conditions: a maximum training time ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("estimator", "rounds"),
+    [
+        (LogisticRegression(), {"max_rounds": 3}),
+        (HistGradientBoostingClassifier(max_iter=20), {}),
+    ],
+    ids=["newton", "boosting"],
+)
+def test_max_time_stops_rounds_and_leaves_their_budget_unspent(estimator, rounds):
+    # One round always runs; with max_time spent, no further round starts.
+    parties = _parties()
+
+    def fit(**params):
+        model = FederatedEstimator(
+            estimator, epsilon=1.0, bounds=BOUNDS, classes=[0, 1], **rounds, **params
+        )
+        return model.fit(Federation(parties))
+
+    unlimited, stopped = fit(), fit(max_time=1e-9)
+    assert unlimited.epsilon_spent_ == pytest.approx(1.0)
+    assert stopped.epsilon_spent_ < 0.9 * unlimited.epsilon_spent_
+    assert stopped.predict(parties[0].X).shape == (len(parties[0].X),)
+    if hasattr(unlimited.estimator_, "n_iter_"):
+        assert np.max(stopped.estimator_.n_iter_) < np.max(unlimited.estimator_.n_iter_)

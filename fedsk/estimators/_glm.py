@@ -214,7 +214,7 @@ def fit_coefficients(session, problem, fraction=1.0):
                 step = -_mean_update(session, problem, coef, share)
             coef = coef - step
             progress.update()
-            if np.max(np.abs(step)) <= problem.tol:
+            if np.max(np.abs(step)) <= problem.tol or session.out_of_time():
                 break
     return coef, done
 

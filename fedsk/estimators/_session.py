@@ -6,6 +6,7 @@ and get back noisy totals.
 """
 
 import math
+import time
 from fractions import Fraction
 
 from tqdm.auto import tqdm
@@ -41,6 +42,9 @@ class FitSession:
         Training strategy of iterative algorithms.
     max_rounds : int or None, default=None
         Cap on the rounds of iterative algorithms (None: their default).
+    max_time : float or None, default=None
+        Seconds after which iterative algorithms start no further round
+        (None: no limit); see :meth:`out_of_time`.
     verbose : int, default=0
         Show a progress bar over rounds when positive, and over parties in
         each release when above 1.
@@ -69,6 +73,7 @@ class FitSession:
         share=1.0,
         strategy="auto",
         max_rounds=None,
+        max_time=None,
         verbose=0,
         group_size=1,
     ):
@@ -84,6 +89,8 @@ class FitSession:
         self.share = share
         self.strategy = strategy
         self.max_rounds = max_rounds
+        self.max_time = max_time
+        self._started = time.monotonic()
         self.verbose = verbose
         self.group_size = group_size
         self.timings = {}  # seconds per phase, summed over releases
@@ -92,6 +99,15 @@ class FitSession:
     @property
     def n_features(self):
         return self.federation.n_features_in_
+
+    def out_of_time(self):
+        """True once the fit has run for ``max_time`` seconds: an iterative
+        algorithm then starts no further round, and the budget of the rounds
+        not run stays unspent."""
+        return (
+            self.max_time is not None
+            and time.monotonic() - self._started >= self.max_time
+        )
 
     def progress(self, rounds, what):
         """A progress bar over ``rounds`` (silent unless ``verbose``)."""

@@ -356,6 +356,8 @@ class _Booster:
         ensemble, iterations = Ensemble(baseline), []
         with session.progress(hp["max_iter"], "iterations") as bar:
             for i in range(hp["max_iter"]):
+                if i > 0 and session.out_of_time():
+                    break  # the iterations not run leave their budget unspent
                 if i == 0 and self.n_outputs == 1:
                     # at the baseline, G and H are linear in the class counts
                     # (target sums and counts): one block, no Hessian noise
