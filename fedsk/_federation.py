@@ -575,9 +575,14 @@ class Federation:
         each party's resources; yields ``(name, result)`` as they complete."""
         try:
             from distributed import as_completed, get_client
-
+        except ImportError as exc:
+            raise ImportError(
+                "Parties with resources= run on Dask workers, which need the dask "
+                "extra: pip install 'fedsk[dask]'."
+            ) from exc
+        try:
             client = get_client()
-        except (ImportError, ValueError) as exc:
+        except ValueError as exc:
             raise RuntimeError(
                 "Parties with resources= run on Dask workers: start a "
                 "dask.distributed Client first."

@@ -360,8 +360,8 @@ def named_answer(source, name, request):
 
     Returning the failure (rather than raising in the worker) lets the
     federation see which parties failed. Only the message of a
-    :class:`PartyDataError` (charged) or of a connection or timeout error
-    (not charged: the party is unreachable) crosses; any other error
+    :class:`PartyDataError` (charged) or of a connection, timeout or import error
+    (not charged: unreachable, or missing software) crosses; any other error
     crosses as its type, charged if it happened while computing on the
     party's rows, and its details are logged on the party's side only (they
     could quote its data).
@@ -370,7 +370,8 @@ def named_answer(source, name, request):
         return name, answer(source, name, request)
     except PartyDataError as exc:
         return name, PartyFailure(name, str(exc), charged=True)
-    except (ConnectionError, TimeoutError) as exc:  # the party is unreachable
+    except (ConnectionError, TimeoutError, ImportError) as exc:  # unreachable,
+        # or missing software: nothing about its rows
         return name, PartyFailure(name, f"{type(exc).__name__}: {exc}")
     except Exception as exc:  # noqa: BLE001 - reported with the party's name
         _LOG.warning("party %r: %s request failed", name, request.kind, exc_info=True)

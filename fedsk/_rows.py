@@ -85,6 +85,14 @@ class CsvLoader:
     def __call__(self):
         import pandas as pd
 
+        if self.parquet:
+            try:
+                import pyarrow  # noqa: F401 - pandas reads Parquet through it
+            except ImportError as exc:
+                raise ImportError(
+                    "Party.from_parquet needs the parquet extra: "
+                    "pip install 'fedsk[parquet]'."
+                ) from exc
         read = pd.read_parquet if self.parquet else pd.read_csv
         frame = read(self.path, **self.read_options)
         y = None
