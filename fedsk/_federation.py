@@ -716,25 +716,18 @@ class Federation:
             if seeded
             else ""
         )
-        unit = (
-            "record"
-            if request.group_size == 1
-            else f"party's rows (up to {request.group_size} records)"
-        )
 
         def event(owner):
-            return ReleaseEvent(
-                party=owner,
+            return ReleaseEvent.of_release(
+                owner,
                 estimator=request.estimator,
                 statistic=request.statistic,
-                mechanism="none" if encoding is None else encoding.mechanism,
+                encoding=encoding,
                 epsilon=request.epsilon,
                 delta=request.delta,
                 rho=request.rho,
-                sensitivity=0.0 if encoding is None else encoding.sensitivity,
-                noise_scale=0.0 if encoding is None else encoding.noise_scale,
                 trust=request.trust,
-                unit=unit,
+                group_size=request.group_size,
                 note=note,
             )
 

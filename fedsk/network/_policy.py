@@ -203,19 +203,16 @@ def check_step(request, guarantee):
 
 def release_event(name, task, guarantee, encoding):
     """The event this party charges for a release."""
-    k = guarantee["group_size"]
-    return ReleaseEvent(
-        party=name,
+    return ReleaseEvent.of_release(
+        name,
         estimator=guarantee["estimator"],
         statistic=task.statistic,
-        mechanism="none" if encoding is None else encoding.mechanism,
+        encoding=encoding,
         epsilon=float(guarantee["epsilon"]),
         delta=float(guarantee["delta"]),
         rho=guarantee["rho"],
-        sensitivity=0.0 if encoding is None else encoding.sensitivity,
-        noise_scale=0.0 if encoding is None else encoding.noise_scale,
         trust=guarantee["trust"],
-        unit="record" if k == 1 else f"party's rows (up to {k} records)",
+        group_size=guarantee["group_size"],
         note="charged by the party agent",
     )
 

@@ -56,6 +56,45 @@ class ReleaseEvent:
     unit: str = "record"
     note: str = ""
 
+    @classmethod
+    def of_release(
+        cls,
+        party,
+        *,
+        estimator,
+        statistic,
+        encoding,
+        epsilon,
+        delta,
+        rho,
+        trust,
+        group_size=1,
+        note="",
+    ):
+        """The event of one release, from its public calibration.
+
+        ``encoding`` is the release's ``GridEncoding`` (None: no noise);
+        ``group_size`` is the unit of privacy in records.
+        """
+        return cls(
+            party=party,
+            estimator=estimator,
+            statistic=statistic,
+            mechanism="none" if encoding is None else encoding.mechanism,
+            epsilon=epsilon,
+            delta=delta,
+            rho=rho,
+            sensitivity=0.0 if encoding is None else encoding.sensitivity,
+            noise_scale=0.0 if encoding is None else encoding.noise_scale,
+            trust=trust,
+            unit=(
+                "record"
+                if group_size == 1
+                else f"party's rows (up to {group_size} records)"
+            ),
+            note=note,
+        )
+
     @property
     def pure(self):
         """True for a pure epsilon-DP release."""
