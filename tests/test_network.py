@@ -42,6 +42,8 @@ from fedsk import (  # noqa: E402
     Party,
     PartyError,
 )
+from fedsk._aggregation._channels import open_sealed  # noqa: E402
+from fedsk._aggregation._masking import masking_step  # noqa: E402
 from fedsk._party import PartyRequest, PartyTask  # noqa: E402
 from fedsk._statistics import STATISTICS  # noqa: E402
 from fedsk.network import (  # noqa: E402
@@ -51,8 +53,16 @@ from fedsk.network import (  # noqa: E402
     encode,
     provision,
 )
+from fedsk.network._attest import Attester  # noqa: E402
+from fedsk.network._certs import read_kit  # noqa: E402
+from fedsk.network._policy import Policy, Refusal, check_step, check_task  # noqa: E402
 from fedsk.network._transport import frame  # noqa: E402
-from fedsk.privacy import Clipping, GridEncoding, ReleaseEvent  # noqa: E402
+from fedsk.privacy import (  # noqa: E402
+    Clipping,
+    GridEncoding,
+    ReleaseEvent,
+    new_secret,
+)
 
 pytestmark = pytest.mark.network
 NAMES = ["a", "b", "c"]
@@ -124,6 +134,52 @@ def test_durable_ledger_survives_reopen_and_refuses_mismatched_replays(tmp_path)
         again.stored("r1", "f2")
     with pytest.raises(ValueError, match="belongs to party"):
         DurableLedger(path, "q")
+
+
+def test_old_answers_are_dropped_and_their_replays_refused(tmp_path):
+    store = DurableLedger(str(tmp_path / "p.db"), "p")
+    store.record("old", "f", b"answer")
+    assert store.prune(3600) == 0  # younger than an hour: kept
+    assert store.stored("old", "f") == b"answer"
+    assert store.prune(0) == 1
+    with pytest.raises(ValueError, match="no longer kept"):
+        store.stored("old", "f")  # refused, never answered with a fresh draw
+    assert store.stored("new", "f") is None
+
+
+def _policy_request(step, roster, n_shares=1, **message):
+    task = dataclasses.replace(_task(epsilon=0.5), n_shares=n_shares)
+    return PartyRequest(
+        "protocol", task, "masking", step, {"roster": roster, **message}
+    )
+
+
+def test_agent_policy_counts_parties_and_checks_target_bounds_and_unit():
+    roster = {n: (i + 1, bytes(32), bytes(32)) for i, n in enumerate(NAMES)}
+    policy = Policy(min_parties=3)
+    check_step(_policy_request("share", roster), _guarantee(0.5, "secure"), policy)
+    two = {n: roster[n] for n in NAMES[:2]}
+    with pytest.raises(Refusal, match="--min-parties"):
+        check_step(_policy_request("share", two), _guarantee(0.5, "secure"), policy)
+    reveal = _policy_request("reveal", roster, alive=["a", "b"], dropped=["c"])
+    with pytest.raises(Refusal, match="--min-parties"):
+        check_step(reveal, _guarantee(0.5, "secure"), policy)
+    invented = _policy_request("reveal", roster, alive=[*NAMES, "d"], dropped=[])
+    with pytest.raises(Refusal, match="roster members"):
+        check_step(invented, _guarantee(0.5, "secure"), policy)
+    # the target's clipping range: no wider than the policy's
+    policy = Policy(y_bounds=(0.0, 1.0))
+    request = PartyRequest("release", _task(epsilon=0.5))
+    check_task(request, _guarantee(0.5), policy, 4)
+    wide = dataclasses.replace(
+        request.task,
+        clipping=dataclasses.replace(_clipping(), y_upper=10.0),
+    )
+    with pytest.raises(Refusal, match="target's clipping"):
+        check_task(PartyRequest("release", wide), _guarantee(0.5), policy, 4)
+    # party-level privacy required: a record-level request is refused
+    with pytest.raises(Refusal, match="privacy-unit party"):
+        check_task(request, _guarantee(0.5), Policy(privacy_unit="party"), 4)
 
 
 def test_missing_network_extra_is_one_line_naming_it():
@@ -220,6 +276,21 @@ class Cluster:
                 self.trust,
                 "--max-mb",
                 str(self.max_mb),
+            ],
+        )
+
+    def restart_server(self):
+        """kill -9 the server and start it again at the same address."""
+        self.server.send_signal(signal.SIGKILL)
+        self.server.wait()
+        self.server = self._spawn(
+            "server",
+            [
+                "serve",
+                "--address",
+                self.address,
+                "--certs",
+                str(self.root / "kits/server"),
             ],
         )
 
@@ -420,18 +491,7 @@ def test_agent_refuses_a_kit_of_another_party(open_cluster):
 
 
 def test_server_restart(open_cluster):
-    open_cluster.server.send_signal(signal.SIGKILL)
-    open_cluster.server.wait()
-    open_cluster.server = open_cluster._spawn(
-        "server",
-        [
-            "serve",
-            "--address",
-            open_cluster.address,
-            "--certs",
-            str(open_cluster.root / "kits/server"),
-        ],
-    )
+    open_cluster.restart_server()
     fed = open_cluster.connect()  # agents and the coordinator reconnect
     remote = FederatedEstimator(LinearRegression(), epsilon=INF).fit(fed)
     local = FederatedEstimator(LinearRegression(), epsilon=INF).fit(
@@ -561,7 +621,12 @@ def test_protocol_steps_are_stored_and_checked(private_cluster):
         task,
         "masking",
         "reveal",
-        {"roster": {}, "ciphertexts": {}, "alive": ["a"], "dropped": []},
+        {
+            "roster": {"a": (1, bytes(32), bytes(32))},
+            "ciphertexts": {},
+            "alive": ["a"],
+            "dropped": [],
+        },
     )
     out = fed._one("a", reveal, _guarantee(0.5, "secure"))
     assert "fewer than the 2" in out.error
@@ -656,3 +721,105 @@ def test_dead_agent_named_in_local_mode_and_dropped_in_secure_mode(private_clust
     finally:
         private_cluster.start("c")
         private_cluster.fed = private_cluster.connect()
+
+
+def _public(private):
+    from cryptography.hazmat.primitives import serialization
+
+    raw = serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    return private.public_key().public_bytes(*raw)
+
+
+def test_swapped_keys_would_expose_shares_and_are_refused(private_cluster):
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    # the attack on relayed, unsigned keys: a coordinator that lists its own
+    # channel key as c's opens the shares a encrypts for c
+    secrets_ = {n: new_secret() for n in NAMES}
+    roster = {
+        n: (i + 1, *masking_step("keys", secrets_[n], "r", n, {}, 2))
+        for i, n in enumerate(NAMES)
+    }
+    attacker = X25519PrivateKey.generate()
+    roster["c"] = (3, roster["c"][1], _public(attacker))
+    sealed = masking_step("share", secrets_["a"], "r", "a", {"roster": roster}, 2)
+    assert len(open_sealed(attacker, roster["a"][2], sealed["c"])) > 0  # exposed
+
+    # over the network each agent checks the keys against c's signature
+    def swap_c_key(request):
+        if request.step == "share":
+            entry = request.message["roster"]["c"]
+            request.message["roster"]["c"] = (entry[0], entry[1], _public(attacker))
+
+    error = _secure_fit_tampered(private_cluster.fed, swap_c_key)
+    assert "not the keys it signed" in error
+
+
+def test_a_party_invented_by_the_coordinator_is_refused(private_cluster):
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    fed = private_cluster.fed
+    # the coordinator signs the keys of a party "d" with its own certificate
+    coordinator = Attester(read_kit(str(private_cluster.root / "kits" / "client")))
+    fake = (_public(X25519PrivateKey.generate()), _public(X25519PrivateKey.generate()))
+
+    def invent_d(request):
+        if request.step == "share":
+            rid = request.task.release_id
+            request.message["roster"]["d"] = (4, *fake)
+            signed = coordinator.sign(rid, "masking", "d", fake)
+            fed._attestations.setdefault(rid, {})["d"] = signed
+
+    assert "that is not that party's" in _secure_fit_tampered(fed, invent_d)
+
+
+def _secure_fit_tampered(fed, tamper):
+    """A secure fit whose requests ``tamper(request)`` edits before they are
+    sent; it must fail before any party is charged. Returns the error."""
+    before = {n: _spent(fed, n) for n in NAMES}
+    deliver = fed._call_parties
+
+    def tampered(requests, what, verbose):
+        for request in requests.values():
+            tamper(request)
+        return deliver(requests, what, verbose)
+
+    fed._call_parties = tampered
+    try:
+        with pytest.raises(Exception) as raised:
+            FederatedEstimator(
+                GaussianNB(),
+                epsilon=0.5,
+                bounds=(-5, 5),
+                classes=[0, 1],
+                trust="secure",
+            ).fit(fed)
+    finally:
+        del fed._call_parties
+    assert {n: _spent(fed, n) for n in NAMES} == before  # refused before any input
+    return str(raised.value)
+
+
+def test_a_fit_survives_a_server_restart_mid_release(private_cluster):
+    fed = private_cluster.fed
+    before = {n: _spent(fed, n) for n in NAMES}
+    deliver, calls = fed._call_parties, []
+
+    def restart_after_the_first_step(requests, what, verbose):
+        out = deliver(requests, what, verbose)
+        calls.append(what)
+        if len(calls) == 1:  # keys sent; the rest of the release awaits
+            private_cluster.restart_server()
+        return out
+
+    fed._call_parties = restart_after_the_first_step
+    try:
+        model = FederatedEstimator(
+            GaussianNB(), epsilon=0.5, bounds=(-5, 5), classes=[0, 1], trust="secure"
+        ).fit(fed)
+    finally:
+        del fed._call_parties
+    X = pd.read_csv(private_cluster.root / "a.csv")
+    assert model.score(X.drop(columns="y"), X["y"]) > 0.6
+    for name in NAMES:  # every agent charged the fit once
+        assert _spent(fed, name) == pytest.approx(before[name] + 0.5, rel=1e-6)

@@ -20,6 +20,8 @@ from .._party import PartyRequest, answer
 from .._rows import CsvLoader, LoadedRows, PartyDataError, describe
 from ..privacy import BudgetExceededError, check_affordable
 from . import _codec
+from ._attest import Attester
+from ._certs import read_kit
 from ._ledger import ReplayMismatch
 from ._policy import (
     KINDS,
@@ -27,6 +29,7 @@ from ._policy import (
     check_guarantee,
     check_step,
     check_task,
+    check_unit,
     release_event,
 )
 from ._transport import (
@@ -53,14 +56,34 @@ class PartyAgent:
     store : DurableLedger
         Its ledger, secret and answer store.
     policy : Policy
+    kit : str
+        Its start-up kit (``DIR/<name>`` of ``fedsk certs``): the mutual TLS
+        identity it dials with, and the key it signs its key-exchange keys
+        with (:mod:`fedsk.network._attest`).
     max_mb : float, default=256
         Largest message it accepts or sends.
+    keep_answers : float, default=7 days
+        Seconds its stored answers are kept for replays; older ones are
+        dropped (a replay of them is then refused, never recomputed).
     """
 
-    def __init__(self, name, loader, store, policy, *, max_mb=DEFAULT_MAX_MB):
+    def __init__(
+        self,
+        name,
+        loader,
+        store,
+        policy,
+        *,
+        kit,
+        max_mb=DEFAULT_MAX_MB,
+        keep_answers=7 * 86400.0,
+    ):
         self.name = name
         self.store = store
         self.policy = policy
+        self.kit = kit
+        self.attester = Attester(read_kit(kit))
+        self.keep_answers = keep_answers
         self.max_bytes = int(max_mb * 2**20)
         self.source = LoadedRows(name, loader, secret=store.secret)
         self.schema = describe(self.source)  # reads the rows once, here
@@ -129,11 +152,9 @@ class PartyAgent:
             _codec.encode({"request": request, "guarantee": guarantee})
         ).hexdigest()
         stored = self.store.stored(key, fingerprint)
-        if stored is not None:  # the same answer; its charge is not reported twice
+        if stored is not None:  # the same answer, charged once
             _LOG.info("party %r: replayed %s, stored answer sent again", self.name, key)
-            body = _codec.decode(stored, max_bytes=self.max_bytes)
-            body["charged"], body["replayed"] = [], True
-            return _codec.encode(body, max_bytes=self.max_bytes)
+            return stored
         n_features = self.schema["n_features"]
         events, reveal = [], None
         if rows:
@@ -142,14 +163,27 @@ class PartyAgent:
             check_affordable([(self.store.ledger, [event])])
             events = [event]
         else:
-            check_step(request, guarantee)
+            check_step(request, guarantee, self.policy)
             if request.step in ("reveal", "partial"):  # the final step: once
                 if release_id in self.store.revealed:
                     raise Refusal("this party has already revealed for this release")
                 reveal = release_id
+        if request.protocol is not None and request.step != "keys":
+            message = request.message or {}
+            self.attester.check_roster(
+                release_id,
+                request.protocol,
+                message.get("roster"),
+                message.get("attestations"),
+            )
         try:
             value = answer(self.source, self.name, request)
-            reply = self._reply(answer=value, charged=events)
+            attestation = None
+            if request.step == "keys":
+                attestation = self.attester.sign(
+                    release_id, request.protocol, self.name, value
+                )
+            reply = self._reply(answer=value, charged=events, attestation=attestation)
         except PartyDataError as exc:  # depends on the rows: stays charged
             reply = self._reply(failure=str(exc), charged=events)
         except Exception as exc:  # noqa: BLE001
@@ -166,16 +200,19 @@ class PartyAgent:
         return reply
 
     def _check(self, guarantee):
+        check_unit(guarantee, self.policy)
         event = release_event(self.name, _WholeFit(), guarantee, None)
         check_affordable([(self.store.ledger, [event])])
         return self._reply(answer=True)
 
-    def _reply(self, answer=None, failure=None, charged=()):
+    def _reply(self, answer=None, failure=None, charged=(), attestation=None):
         body = {"charged": list(charged)}
         if failure is not None:
             body["failure"] = {"error": failure, "charged": bool(charged)}
         else:
             body["answer"] = answer
+        if attestation is not None:
+            body["attestation"] = attestation
         return _codec.encode(body, max_bytes=self.max_bytes)
 
     def _refuse(self, why):
@@ -184,18 +221,24 @@ class PartyAgent:
         return self._reply(failure=f"refused: {why}")
 
     # -- the loop ----------------------------------------------------------
-    def run(self, address, kit, *, stop=None, poll_wait=30.0):
+    def run(self, address, *, stop=None, poll_wait=30.0):
         """Poll ``address`` for requests until ``stop`` (a threading.Event) is set."""
         grpc = require_grpc()
         stop = stop or threading.Event()
-        ch = channel(address, kit, self.max_bytes / 2**20 + 1)
+        ch = channel(address, self.kit, self.max_bytes / 2**20 + 1)
         poll = ch.unary_unary(POLL)
         send = ch.unary_unary(ANSWER)
         # a stop (SIGTERM) closes the channel, ending a long poll at once
         threading.Thread(target=lambda: (stop.wait(), ch.close()), daemon=True).start()
         backoff = 0.5
         _LOG.info("party %r: polling %s", self.name, address)
+        pruned = 0.0
         while not stop.is_set():
+            if time.monotonic() - pruned > 3600:
+                dropped = self.store.prune(self.keep_answers)
+                if dropped:
+                    _LOG.info("party %r: dropped %d old answers", self.name, dropped)
+                pruned = time.monotonic()
             try:
                 data = poll(b"", timeout=poll_wait)
                 backoff = 0.5

@@ -91,7 +91,30 @@ def add_commands(subparsers, fit=None):
         "--bounds",
         default=None,
         metavar="FILE",
-        help="JSON {column: [lower, upper]}: the widest clipping accepted",
+        help="JSON {column: [lower, upper]}: the widest clipping accepted "
+        "(the target's too, if it is listed)",
+    )
+    party.add_argument(
+        "--min-parties",
+        type=int,
+        default=2,
+        metavar="N",
+        help="under secure and peer_to_peer trust, take part only in sums of "
+        "at least N parties' inputs (default 2)",
+    )
+    party.add_argument(
+        "--privacy-unit",
+        choices=("record", "party"),
+        default="record",
+        help="'party': answer only fits that protect all of this party's rows "
+        "as one unit (privacy_unit='party')",
+    )
+    party.add_argument(
+        "--keep-answers",
+        type=float,
+        default=7.0,
+        metavar="DAYS",
+        help="days its answers are kept for retried requests (default 7)",
     )
     party.add_argument("--max-mb", type=float, default=DEFAULT_MAX_MB)
     party.add_argument("--verbose", action="store_true")
@@ -182,13 +205,25 @@ def party_command(args):
     policy = Policy(
         trust=[t for t in args.trust.split(",") if t],
         allow_inf=math.isinf(args.epsilon),
-        bounds=None,
+        min_parties=args.min_parties,
+        privacy_unit=args.privacy_unit,
     )
     agent = PartyAgent.from_csv(
-        args.name, args.data, args.target, store, policy, categories, max_mb=args.max_mb
+        args.name,
+        args.data,
+        args.target,
+        store,
+        policy,
+        categories,
+        kit=args.certs,
+        max_mb=args.max_mb,
+        keep_answers=args.keep_answers * 86400,
     )
     if args.bounds:
-        policy.bounds = _bounds_policy(_read_json(args.bounds), agent.schema)
+        given = _read_json(args.bounds)
+        policy.bounds = _bounds_policy(given, agent.schema)
+        if args.target in given:
+            policy.y_bounds = tuple(float(v) for v in given[args.target])
     spent = store.ledger.spent()[0]
     print(
         f"party {args.name!r}: {agent.schema['n_features']} features; budget "
@@ -197,7 +232,7 @@ def party_command(args):
         flush=True,
     )
     stop = _wait_for_signal()
-    agent.run(args.server, args.certs, stop=stop)
+    agent.run(args.server, stop=stop)
     store.close()
 
 

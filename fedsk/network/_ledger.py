@@ -9,7 +9,9 @@ One file per party agent (``fedsk party --ledger FILE.db``) holds:
 - every answer it sent for a release or a protocol step, keyed by the
   release id (and step) with a fingerprint of the request, so a replayed
   request gets the stored answer back and is not charged again, and the same
-  id with other parameters is refused;
+  id with other parameters is refused; old answers are dropped
+  (:meth:`DurableLedger.prune`) but their keys stay, so a late replay is
+  refused rather than answered with a fresh draw;
 - the releases it has revealed unmasking shares for.
 
 The charge, the answer and the reveal are written in ONE transaction, which
@@ -130,6 +132,11 @@ class DurableLedger:
         ).fetchone()
         if row is None:
             return None
+        if not row[1]:
+            raise ReplayMismatch(
+                f"request {request} was answered long ago and its answer is no "
+                "longer kept; a release id is answered once"
+            )
         if row[0] != fingerprint:
             raise ReplayMismatch(
                 f"request {request} was answered before with other parameters; "
@@ -161,12 +168,15 @@ class DurableLedger:
         if reveal is not None:
             self.revealed.add(reveal)
 
-    def answered(self, request):
-        """The stored answer of ``request`` regardless of fingerprint, or None."""
-        row = self._db.execute(
-            "SELECT answer FROM answers WHERE request = ?", (request,)
-        ).fetchone()
-        return None if row is None else bytes(row[0])
+    def prune(self, older_than):
+        """Drop the answers stored more than ``older_than`` seconds ago
+        (their keys and fingerprints stay); returns how many."""
+        with self._transaction():
+            cursor = self._db.execute(
+                "UPDATE answers SET answer = X'' WHERE at < ? AND length(answer) > 0",
+                (time.time() - older_than,),
+            )
+        return cursor.rowcount
 
     def close(self):
         self._db.close()

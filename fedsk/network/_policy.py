@@ -6,9 +6,11 @@ the catalogue it runs), the request's clipping, epsilon and rho, and refuses
 a request whose encoding differs (a coordinator could otherwise ask for
 less noise). It refuses what its policy does not allow: a noise-free
 release unless it was started with ``--epsilon inf``, a trust mode it does
-not accept, clipping wider than its bounds policy, a secure sum that would
-be unmasked with fewer noise shares than the release was calibrated for,
-and seeded noise (simulation only).
+not accept, clipping (of features or target) wider than its bounds policy,
+a secure sum that would hold fewer noise shares than the release was
+calibrated for or fewer parties than its ``--min-parties``, a record-level
+fit when it requires party-level privacy, and seeded noise (simulation
+only).
 """
 
 import math
@@ -44,10 +46,25 @@ class Policy:
     bounds : tuple of ndarray or None
         ``(lower, upper)`` per feature: the widest clipping region it
         accepts. None: any.
+    y_bounds : tuple of float or None
+        The widest clipping range of the target it accepts. None: any.
+    min_parties : int, default=2
+        Fewest parties (vouched for by their certificates) whose inputs its
+        own is summed with under secure and peer-to-peer trust.
+    privacy_unit : {"record", "party"}, default="record"
+        ``"party"``: answer only fits that protect all of its rows as one
+        unit (``privacy_unit="party"``).
     """
 
     def __init__(
-        self, trust=("local", "secure", "peer_to_peer"), allow_inf=False, bounds=None
+        self,
+        trust=("local", "secure", "peer_to_peer"),
+        allow_inf=False,
+        bounds=None,
+        *,
+        y_bounds=None,
+        min_parties=2,
+        privacy_unit="record",
     ):
         unknown = set(trust) - set(TRUST_MODELS)
         if unknown:
@@ -57,6 +74,17 @@ class Policy:
         self.trust = tuple(trust)
         self.allow_inf = allow_inf
         self.bounds = bounds
+        self.y_bounds = y_bounds
+        if not isinstance(min_parties, int) or min_parties < 1:
+            raise ValueError(
+                f"min_parties must be a positive integer; got {min_parties!r}."
+            )
+        self.min_parties = min_parties
+        if privacy_unit not in ("record", "party"):
+            raise ValueError(
+                f"privacy_unit must be 'record' or 'party'; got {privacy_unit!r}."
+            )
+        self.privacy_unit = privacy_unit
 
 
 def check_guarantee(guarantee):
@@ -131,6 +159,7 @@ def check_task(request, guarantee, policy, n_features):
     if task.delta != guarantee["delta"]:
         raise Refusal("the task's delta differs from its guarantee")
     _check_bounds(task.clipping, policy.bounds, n_features)
+    _check_y_bounds(task.clipping, policy.y_bounds)
     encoding = expected_encoding(task, guarantee, n_features)
     if encoding is None:
         if not policy.allow_inf:
@@ -159,22 +188,16 @@ def check_task(request, guarantee, policy, n_features):
             raise Refusal(f"trust={trust!r} does not use protocol {request.protocol!r}")
         if not isinstance(task.n_shares, int) or task.n_shares < 1:
             raise Refusal("n_shares must be a positive integer")
-        members = _message(request).get(
-            "members" if request.protocol == "masking" else "roster", ()
-        )
-        if len(members) < task.n_shares:
-            raise Refusal(
-                f"the sum would hold {len(members)} noise shares, fewer than the "
-                f"{task.n_shares} the release is calibrated for"
-            )
+        check_peers(request, policy)
     if guarantee["group_size"] > 1 and (
         task.max_rows is None or task.max_rows > guarantee["group_size"]
     ):
         raise Refusal("party-level privacy needs max_rows at most the group size")
+    check_unit(guarantee, policy)
     return encoding
 
 
-def check_step(request, guarantee):
+def check_step(request, guarantee, policy):
     """Refuse a protocol step that would unmask too few noise shares."""
     task = request.task
     if not isinstance(task, PartyTask):
@@ -184,21 +207,58 @@ def check_step(request, guarantee):
         raise Refusal(f"trust={trust!r} does not use protocol {request.protocol!r}")
     if request.step not in STEPS[request.protocol]:
         raise Refusal(f"unknown step {request.step!r} of {request.protocol!r}")
-    message = _message(request)
-    if request.step == "reveal":
-        alive = message.get("alive", ())
-        if len(alive) < task.n_shares:
-            raise Refusal(
-                f"unmasking a sum of {len(alive)} noise shares, fewer than the "
-                f"{task.n_shares} the release is calibrated for"
-            )
-    if request.step == "partial":
-        alive = len(message.get("roster", {})) - len(message.get("dropped", ()))
-        if alive < task.n_shares:
-            raise Refusal(
-                f"a partial sum of {alive} noise shares, fewer than the "
-                f"{task.n_shares} the release is calibrated for"
-            )
+    if request.step != "keys":
+        check_peers(request, policy)
+
+
+# the parties a step's input is summed with: (message field, excluded field)
+_SUMMED_WITH = {
+    ("masking", "share"): ("roster", None),
+    ("masking", "contribute"): ("members", None),
+    ("masking", "reveal"): ("alive", None),
+    ("sharing", "contribute"): ("roster", None),
+    ("sharing", "partial"): ("roster", "dropped"),
+}
+
+
+def check_peers(request, policy):
+    """Refuse a step whose sum would hold too few parties' noise shares.
+
+    The parties named in the step's message must be roster members, and
+    the parties the party's input is summed with at least the release's
+    ``n_shares`` (its noise calibration) and the party's ``min_parties``.
+    """
+    task, message = request.task, _message(request)
+    roster = message.get("roster", {})
+    if not isinstance(roster, dict):
+        raise Refusal("a roster must be a mapping")
+    for field in ("members", "alive", "dropped"):
+        names = message.get(field, ())
+        if not isinstance(names, list | tuple) or not set(names) <= set(roster):
+            raise Refusal(f"{field!r} must list roster members")
+    step = "contribute" if request.kind == "contribute" else request.step
+    field, excluded = _SUMMED_WITH[(request.protocol, step)]
+    summed = set(message.get(field, ())) - set(message.get(excluded, ()))
+    if len(summed) < task.n_shares:
+        raise Refusal(
+            f"the sum would hold {len(summed)} noise shares, fewer than the "
+            f"{task.n_shares} the release is calibrated for"
+        )
+    if len(summed) < policy.min_parties:
+        raise Refusal(
+            f"the sum would hold {len(summed)} parties' inputs; this party takes "
+            f"part only in sums of at least {policy.min_parties} (--min-parties)"
+        )
+
+
+def check_unit(guarantee, policy):
+    """Refuse a request that protects less than the party's unit of privacy
+    (with party-level privacy, ``check_task`` caps its rows at the group size)."""
+    if policy.privacy_unit == "party" and guarantee["group_size"] < 2:
+        raise Refusal(
+            "this party requires party-level privacy (--privacy-unit party): "
+            "fit with privacy_unit='party'"
+        )
 
 
 def release_event(name, task, guarantee, encoding):
@@ -239,3 +299,12 @@ def _check_bounds(clipping, bounds, n_features):
     )
     if not ok:
         raise Refusal("the clipping bounds are wider than this party's bounds policy")
+
+
+def _check_y_bounds(clipping, y_bounds):
+    if y_bounds is None or clipping is None or clipping.y_lower is None:
+        return
+    if not y_bounds[0] <= clipping.y_lower <= clipping.y_upper <= y_bounds[1]:
+        raise Refusal(
+            "the target's clipping bounds are wider than this party's bounds policy"
+        )

@@ -8,10 +8,19 @@ ledgers are the parties' ledgers: the coordinator keeps, per party, a copy
 of the events each agent reports having charged (never charging it itself);
 the fit's own ledger and a shared accountant, if any, are charged here as
 usual. :meth:`privacy_report` asks every agent for its ledger.
+
+In the secure protocols it relays each party's signed key-exchange keys
+(:mod:`fedsk.network._attest`) with every roster it sends. A request the
+server could not deliver (it restarted) is sent again until the timeout:
+the agent answers a retried request from its ledger, charged once, so a
+fit survives a server restart.
 """
 
+import dataclasses
 import math
 import secrets
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from .._federation import Federation
@@ -102,6 +111,9 @@ class RemoteFederation(Federation):
         self._call = self._channel.unary_unary(CALL)
         self._status = self._channel.unary_unary(STATUS)
         self._guarantee = None
+        self._attestations = {}  # release id -> {party: signed keys}
+        self._mirrored = set()  # (party, release id) whose charges are copied
+        self._lock = threading.Lock()
         self.bytes_sent_ = 0
         self.bytes_received_ = 0
         names = [str(p) for p in parties]
@@ -142,6 +154,7 @@ class RemoteFederation(Federation):
             )
         finally:
             self._guarantee = None
+            self._attestations.clear()
 
     def _charge(self, request, encoding, fit_ledger, accountant, seeded):
         """Charge the fit's ledger and the accountant only: each party's
@@ -280,45 +293,88 @@ class RemoteFederation(Federation):
         return {name: future.result() for name, future in futures.items()}
 
     def _one(self, name, request, guarantee):
-        grpc = self._grpc
         payload = _codec.encode(
-            {"request": request, "guarantee": guarantee}, max_bytes=self.max_bytes
+            {"request": self._with_attestations(request), "guarantee": guarantee},
+            max_bytes=self.max_bytes,
         )
-        rid = secrets.token_hex(16)
-        data = frame(rid, frame(name, payload))
-        self.bytes_sent_ += len(data)
-        timeout = self.timeout if self.timeout is not None else 60
-        try:
-            reply = self._call(
-                data, timeout=timeout if math.isfinite(timeout) else None
-            )
-        except grpc.RpcError as exc:
-            code = exc.code()
-            if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-                return PartyFailure(
-                    name,
-                    f"no answer within {timeout} s (its agent is not connected, "
-                    "or is down)",
-                )
-            return PartyFailure(name, f"{code.name}: {exc.details()}")
-        self.bytes_received_ += len(reply)
+        reply = self._deliver(name, frame(name, payload))
+        if isinstance(reply, PartyFailure):
+            return reply
         try:
             body = _codec.decode(reply, max_bytes=self.max_bytes)
         except _codec.MessageError as exc:
             return PartyFailure(name, f"malformed answer: {exc}")
         if not isinstance(body, dict):
             return PartyFailure(name, "malformed answer")
-        charged = body.get("charged") or []
-        party = self._party(name) if self._has_party(name) else None
-        if party is not None:
-            seen = {id(e) for e in party.ledger.events}
-            party.ledger.events.extend(e for e in charged if id(e) not in seen)
+        release_id = getattr(request.task, "release_id", None)
+        self._mirror(name, release_id, body.get("charged") or [])
+        if "attestation" in body and request.step == "keys":
+            with self._lock:
+                self._attestations.setdefault(release_id, {})[name] = body[
+                    "attestation"
+                ]
         if "failure" in body:
             failure = body["failure"]
             return PartyFailure(
                 name, str(failure.get("error")), bool(failure.get("charged"))
             )
         return body.get("answer")
+
+    def _deliver(self, name, data):
+        """Send one framed request through the server: the reply, or a
+        PartyFailure. While the server is unreachable (restarting) the same
+        request is sent again until the timeout."""
+        grpc = self._grpc
+        timeout = self.timeout if self.timeout is not None else 60
+        deadline = time.monotonic() + timeout
+        wait = 0.25
+        while True:
+            framed = frame(secrets.token_hex(16), data)
+            left = deadline - time.monotonic()
+            try:
+                self.bytes_sent_ += len(framed)
+                reply = self._call(
+                    framed, timeout=max(left, 0.001) if math.isfinite(left) else None
+                )
+                self.bytes_received_ += len(reply)
+                return reply
+            except grpc.RpcError as exc:
+                code = exc.code()
+                if code == grpc.StatusCode.UNAVAILABLE and left > wait:
+                    time.sleep(wait)
+                    wait = min(wait * 2, 2.0)
+                    continue
+                if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                    return PartyFailure(
+                        name,
+                        f"no answer within {timeout} s (its agent is not connected, "
+                        "or is down)",
+                    )
+                return PartyFailure(name, f"{code.name}: {exc.details()}")
+
+    def _with_attestations(self, request):
+        """``request`` with the signed keys of the members of its roster."""
+        message = request.message
+        if request.protocol is None or request.step == "keys" or not message:
+            return request
+        signed = self._attestations.get(request.task.release_id, {})
+        roster = message.get("roster", {})
+        message = {
+            **message,
+            "attestations": {n: signed[n] for n in roster if n in signed},
+        }
+        return dataclasses.replace(request, message=message)
+
+    def _mirror(self, name, release_id, charged):
+        """Copy the events an agent reports having charged into the party's
+        ledger here, once per release (a replayed answer reports them again)."""
+        if not charged or not self._has_party(name):
+            return
+        with self._lock:
+            if (name, release_id) in self._mirrored:
+                return
+            self._mirrored.add((name, release_id))
+        self._party(name).ledger.events.extend(charged)
 
     def _has_party(self, name):
         return name in {p.name for p in self.parties}
