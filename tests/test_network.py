@@ -8,6 +8,7 @@ without sockets.
 """
 
 import dataclasses
+import json
 import math
 import os
 import signal
@@ -253,7 +254,7 @@ class Cluster:
             [sys.executable, "-m", "fedsk", *args], stdout=out, stderr=subprocess.STDOUT
         )
 
-    def start(self, name):
+    def start(self, name, *options):
         self.agents[name] = self._spawn(
             name,
             [
@@ -276,6 +277,7 @@ class Cluster:
                 self.trust,
                 "--max-mb",
                 str(self.max_mb),
+                *options,
             ],
         )
 
@@ -823,3 +825,31 @@ def test_a_fit_survives_a_server_restart_mid_release(private_cluster):
     assert model.score(X.drop(columns="y"), X["y"]) > 0.6
     for name in NAMES:  # every agent charged the fit once
         assert _spent(fed, name) == pytest.approx(before[name] + 0.5, rel=1e-6)
+
+
+def test_agent_policy_options(private_cluster, tmp_path):
+    bounds = tmp_path / "bounds.json"
+    ranges = {f"x{i}": [-5, 5] for i in range(4)}
+    bounds.write_text(json.dumps({**ranges, "y": [0, 1]}))
+    private_cluster.agents["c"].send_signal(signal.SIGTERM)
+    private_cluster.agents["c"].wait()
+    private_cluster.start("c", "--privacy-unit", "party", "--bounds", str(bounds))
+    try:
+        fed = private_cluster.connect()
+        before = _spent(fed, "c")
+        with pytest.raises(BudgetExceededError, match="'c'.*privacy-unit party"):
+            FederatedEstimator(
+                Ridge(), epsilon=0.5, bounds=(-5, 5), y_bounds=(0, 1), trust="local"
+            ).fit(fed)
+        task = dataclasses.replace(
+            _task(epsilon=0.5), clipping=dataclasses.replace(_clipping(), y_upper=3.0)
+        )
+        party_level = {**_guarantee(0.5), "group_size": 2}
+        out = fed._one("c", PartyRequest("release", task), party_level)
+        assert "target's clipping bounds are wider" in out.error
+        assert _spent(fed, "c") == before
+    finally:
+        private_cluster.agents["c"].send_signal(signal.SIGTERM)
+        private_cluster.agents["c"].wait()
+        private_cluster.start("c")
+        private_cluster.fed = private_cluster.connect()
