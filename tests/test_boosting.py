@@ -299,6 +299,7 @@ def test_sklearn_defaults_are_planned_from_public_quantities(delta):
     local = plan(200_000, 200_000, 8, 100, 1.0, delta, "local")
     assert local.max_depth <= large.max_depth
     # with pure DP a rare class carries less signal: fewer iterations
+    assert small.max_bins <= large.max_bins
     rare = plan(200_000, 10_000, 8, 3, 1.0, 0.0, "central")
     assert rare.max_iter <= plan(200_000, 200_000, 8, 3, 1.0, 0.0, "central").max_iter
 
@@ -317,6 +318,60 @@ def test_default_estimator_at_epsilon_one_beats_the_majority_class():
     ).fit(X_train, y_train, parties=_parties(len(y_train)))
     assert fed.epsilon_spent_ == pytest.approx(1.0, rel=1e-9)
     assert fed.score(X_test, y_test) > 0.7
+
+
+@seeded
+def test_first_iteration_of_a_noisy_multiclass_fit_is_one_tree_of_class_counts():
+    # at the baseline every output's G and H are linear in the class counts:
+    # one tree of counts serves the three outputs, at one count per row
+    X_train, X_test, y_train, y_test = _classification(3, n=6000)
+    fed = FederatedEstimator(
+        HistGradientBoostingClassifier(max_iter=2, max_depth=2, learning_rate=0.5),
+        epsilon=20.0,
+        bounds=_bounds(X_train),
+        classes=[0, 1, 2],
+        random_state=0,
+    ).fit(X_train, y_train)
+    first, second = fed.estimator_._predictors
+    for predictor in first[1:]:
+        for field in ("feature_idx", "num_threshold", "is_leaf"):
+            assert_array_equal(predictor.nodes[field], first[0].nodes[field])
+    assert any(
+        not np.array_equal(p.nodes["feature_idx"], second[0].nodes["feature_idx"])
+        or not np.array_equal(
+            p.nodes["num_threshold"], second[0].nodes["num_threshold"]
+        )
+        for p in second[1:]
+    )
+    # marginals, then per iteration 2 levels and the leaves
+    events = fed.fit_ledger_.events
+    assert [e.statistic for e in events[1:4]] == ["tree_histograms"] * 2 + [
+        "tree_leaves"
+    ]
+    for counts, gradients in zip(events[1:4], events[4:7]):
+        assert counts.sensitivity < gradients.sensitivity
+    assert fed.score(X_test, y_test) > 0.6
+
+
+@seeded
+def test_first_tree_of_a_noisy_classifier_steps_to_its_leaves_class_shares():
+    # one Newton step from a rare class's baseline overshoots (here it would
+    # give 0.35 and 0.06); the first tree is exact, up to a little shrinkage
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0.0, 1.0, size=(20_000, 2))
+    y = (rng.uniform(size=len(X)) < np.where(X[:, 0] > 0.5, 0.3, 0.02)).astype(int)
+    fed = FederatedEstimator(
+        HistGradientBoostingClassifier(max_iter=1, max_depth=1, learning_rate=1.0),
+        epsilon=1e4,
+        bounds=(0.0, 1.0),
+        classes=[0, 1],
+        random_state=0,
+    ).fit(X, y)
+    proba = fed.predict_proba(X)[:, 1]
+    leaves = np.unique(proba)
+    assert leaves.size == 2
+    for value in leaves:
+        assert value == pytest.approx(y[proba == value].mean(), abs=0.005)
 
 
 # -- 5. the fitted model --------------------------------------------------------
@@ -461,24 +516,6 @@ def test_invalid_hyperparameter_uses_sklearn_validation():
     )
     with pytest.raises(InvalidParameterError, match="learning_rate"):
         model.fit(X, (X[:, 0] > 0).astype(int))
-
-
-@seeded
-def test_data_norm_is_accepted_as_by_every_tree_model():
-    # one keyword set serves every tree model in a grid search; with bounds
-    # data_norm does not apply, without them it is each feature's box
-    X = np.random.default_rng(0).normal(size=(600, 3))
-    y = (X[:, 0] > 0).astype(int)
-    for bounds in ((-3.0, 3.0), None):
-        model = FederatedEstimator(
-            HistGradientBoostingClassifier(max_iter=3, max_depth=2),
-            epsilon=5.0,
-            bounds=bounds,
-            data_norm=3.0,
-            classes=[0, 1],
-            random_state=0,
-        ).fit(X, y)
-        assert model.score(X, y) > 0.6
 
 
 # -- 7. the benchmark's claim on real data (slow) -------------------------------

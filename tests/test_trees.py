@@ -18,9 +18,12 @@ import pickle
 import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
+from sklearn.base import is_classifier
 from sklearn.ensemble import (
     ExtraTreesClassifier,
     ExtraTreesRegressor,
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
     RandomForestClassifier,
     RandomForestRegressor,
 )
@@ -592,6 +595,42 @@ def test_a_tree_strategy_is_known_to_the_meta_estimator():
         strategy="random",
     )
     assert model.estimator_.get_depth() <= 2
+
+
+@seeded
+@pytest.mark.parametrize(
+    "estimator",
+    [
+        DecisionTreeClassifier(max_depth=2),
+        RandomForestClassifier(n_estimators=3, max_depth=2),
+        ExtraTreesClassifier(n_estimators=3, max_depth=2),
+        HistGradientBoostingClassifier(max_iter=2, max_depth=2),
+        DecisionTreeRegressor(max_depth=2),
+        RandomForestRegressor(n_estimators=3, max_depth=2),
+        HistGradientBoostingRegressor(max_iter=2, max_depth=2),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+@pytest.mark.parametrize("bounds", [(-3.0, 3.0), None])
+def test_one_keyword_set_serves_every_tree_model(estimator, bounds):
+    # a grid search over models reuses one set of FederatedEstimator options:
+    # data_norm (with bounds it does not apply, without them it is each
+    # feature's box), y_bounds (ignored by classifiers), classes (ignored by
+    # regressors), max_rounds (trees have no rounds) and max_time
+    X = np.random.default_rng(0).normal(size=(3000, 3))
+    y = X[:, 0] > 0 if is_classifier(estimator) else X[:, 0]
+    model = FederatedEstimator(
+        estimator,
+        epsilon=10.0,
+        bounds=bounds,
+        data_norm=3.0,
+        y_bounds=(-3.0, 3.0),
+        classes=[False, True],
+        max_rounds=5,
+        max_time=600,
+        random_state=0,
+    ).fit(X, y)
+    assert model.score(X, y) > (0.6 if is_classifier(estimator) else 0.3)
 
 
 def test_regressor_needs_target_bounds_with_noise():

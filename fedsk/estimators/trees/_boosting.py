@@ -18,10 +18,14 @@ multiclass: one tree per class, softmax, as scikit-learn) and
    ``tree_leaves`` release, combined with what the levels said about each
    leaf by inverse variance, gives the Newton step ``-learning_rate * G /
    (H + l2_regularization)``.
-   The first iteration of a binary classifier or a regressor asks for
-   class counts (target sums and row counts) instead: at the baseline ``G``
-   and ``H`` are linear in them (:meth:`_Booster._at_baseline`), so one
-   block of noise replaces two and ``H`` carries almost none.
+   At the baseline ``G`` and ``H`` are linear in the class counts (target
+   sums and row counts), so the first iteration asks for those instead. A
+   noisy classifier grows one tree of class counts for all its outputs, as
+   a decision tree, and steps to the log of its leaves' class shares
+   (:meth:`_Booster._class_count_tree`); scikit-learn's first iteration,
+   one gradient tree per class, would pay for every class's gradients and
+   Hessians. A regressor converts the sums (:meth:`_Booster._at_baseline`):
+   one block of noise replaces two and ``H`` carries almost none.
 
 Without noise the sums are exact, the leaf release is skipped and the
 bounds, if not given, are read from an exact histogram.
@@ -56,22 +60,25 @@ References
    boosted decision trees with differential privacy", CCS 2022.
 """
 
+import copy
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit
+from scipy.special import expit, softmax
 from sklearn.exceptions import ConvergenceWarning
 
 from ..._federation import Release
 from ..._statistics._trees import Ensemble, TreeTarget
 from ...utils._sklearn_compat import validate_estimator_params
 from .._checks import reject_unsupported
-from ._binning import FINE_BINS, grid_edges, raw_edges, release_marginals, tree_clipping
+from ._binning import FINE_BINS, raw_edges, release_marginals, tree_clipping
 from ._convert import to_hist_gradient_boosting
-from ._grower import LevelGrower, Tree, public_rng
-from ._leaves import newton_values
+from ._forest import TreeProblem, planned_depth
+from ._grower import LevelGrower, Tree, histogram_release, public_rng
+from ._leaves import finish, newton_values
 from ._plan import LEAF_SHARE, MARGINAL_SHARE
 from ._splits import candidates
 
@@ -83,6 +90,8 @@ MIN_HESSIAN = 1e-3
 # deviations, and its step |G / (H + l2)| bounded (raw score units; mapped
 # target units for the regressor)
 NOISE_FLOOR = 2.0
+# smallest class share whose log a node's value takes
+TINY = 1e-9
 STEP_BOUND = {"log_loss": 5.0, "squared_error": 2.0}
 # scikit-learn's defaults, replaced by the plan when epsilon is finite
 SKLEARN_DEFAULTS = dict(
@@ -125,7 +134,9 @@ def plan(n_rows, n_effective, n_features, n_parties, epsilon, delta, trust):
 
     Then ``learning_rate = min(1, 4 / max_iter)``, ``max_depth =
     floor(log10(signal)) - 1`` within 2 to 5, and 32 bins per feature (16
-    below a signal of 10^4).
+    below a signal of 10^4). A plan of one iteration is one tree: the
+    booster then takes every feature as a candidate and the decision tree's
+    depth (:func:`._forest.planned_depth`).
     """
     local = math.sqrt(n_parties) if trust == "local" else 1.0
     if delta == 0:
@@ -250,15 +261,15 @@ class _Booster:
         self.clips = clips
         self.rng = public_rng(estimator.random_state, session)
 
-    def _hyperparameters(self, n_rows, n_effective):
+    def _hyperparameters(self, marginals):
         """The estimator's values, with its scikit-learn defaults planned."""
         est = self.estimator
         d = self.session.n_features
         given = {name: getattr(est, name) for name in SKLEARN_DEFAULTS}
         planned = (
             plan(
-                n_rows,
-                n_effective,
+                marginals.n_rows,
+                self._effective_rows(marginals),
                 d,
                 self.session.federation.n_parties,
                 self.session.epsilon,
@@ -283,6 +294,12 @@ class _Booster:
             n_levels = _levels(given["max_depth"], given["max_leaf_nodes"])
             max_leaves = given["max_leaf_nodes"]
         max_features = given["max_features"]
+        one_tree = pick("max_iter", planned and planned.max_iter) == 1
+        if planned is not None and one_tree:
+            # one iteration is one tree: planned as the decision tree is
+            if depth_default:
+                n_levels = self._tree_depth(marginals)
+            planned = dataclasses.replace(planned, n_candidates=d)
         if planned is not None and max_features == SKLEARN_DEFAULTS["max_features"]:
             m, weighted = planned.n_candidates, True
         else:
@@ -297,6 +314,23 @@ class _Booster:
             max_leaf_nodes=max_leaves,
             n_candidates=m,
             weighted=weighted,
+        )
+
+    def _tree_depth(self, marginals):
+        """The depth :func:`._forest.planned_depth` gives one greedy tree."""
+        est = self.estimator
+        problem = TreeProblem(
+            classes=self.classes,
+            criterion="gini",
+            splitter="best",
+            max_depth=None,
+            min_samples_split=2 * est.min_samples_leaf,
+            min_samples_leaf=est.min_samples_leaf,
+            min_impurity_decrease=0.0,
+            max_features=self.session.n_features,
+        )
+        return planned_depth(
+            self.session, problem, marginals, 1, None, True, self.clipping
         )
 
     def _effective_rows(self, marginals):
@@ -337,19 +371,28 @@ class _Booster:
         marginals = release_marginals(
             session, marginal_share, self.clipping, first, root
         )
-        hp = self._hyperparameters(marginals.n_rows, self._effective_rows(marginals))
+        hp = self._hyperparameters(marginals)
         bins = marginals.bins(hp["max_bins"])
         baseline, h_ref = self._baseline(marginals.totals)
         min_weight = max(est.min_samples_leaf * float(np.min(h_ref)), MIN_HESSIAN)
+        shared = dict(
+            n_candidates=hp["n_candidates"],
+            feature_weights=marginals.feature_weights() if hp["weighted"] else None,
+            max_leaf_nodes=hp["max_leaf_nodes"],
+        )
         grower = LevelGrower(
             bins,
             self.rng,
-            n_candidates=hp["n_candidates"],
-            feature_weights=marginals.feature_weights() if hp["weighted"] else None,
             l2=est.l2_regularization,
             min_weight=min_weight,
             min_split_weight=2 * min_weight,
-            max_leaf_nodes=hp["max_leaf_nodes"],
+            **shared,
+        )
+        # the first tree of a noisy classifier grows on class counts (rows)
+        count_params = dict(
+            min_weight=est.min_samples_leaf,
+            min_split_weight=2 * est.min_samples_leaf,
+            **shared,
         )
         per_iteration = (1.0 - MARGINAL_SHARE) / hp["max_iter"]
         level_share = per_iteration * (1.0 - LEAF_SHARE) / hp["n_levels"]
@@ -358,40 +401,40 @@ class _Booster:
             for i in range(hp["max_iter"]):
                 if i > 0 and session.out_of_time():
                     break  # the iterations not run leave their budget unspent
-                if i == 0 and self.n_outputs == 1:
-                    # at the baseline, G and H are linear in the class counts
-                    # (target sums and counts): one block, no Hessian noise
-                    target, convert = first, self._at_baseline(baseline[0])
+                if i == 0 and self.noisy and self.classes is not None:
+                    trees, values = self._class_count_tree(
+                        LevelGrower(bins, self.rng, criterion="gini", **count_params),
+                        hp,
+                        baseline,
+                        level_share,
+                        per_iteration,
+                    )
                 else:
-                    target = TreeTarget(
-                        classes=self.classes,
-                        loss=self.loss,
-                        ensemble=ensemble,
-                        **self.clips,
-                    )
-                    convert = _unchanged
-                trees = [Tree(session.n_features, 2) for _ in range(self.n_outputs)]
-
-                def level(forest, nodes, features, lut, target=target, convert=convert):
-                    return convert(
-                        session.release(
-                            "tree_histograms",
-                            level_share,
-                            clipping=self.clipping,
-                            forest=forest,
-                            nodes=nodes,
-                            features=features,
-                            edges=grid_edges()[1:-1],
-                            lut=lut,
-                            target=target,
+                    if i == 0 and self.loss == "squared_error":
+                        # at the baseline, G and H are linear in the target
+                        # sums and row counts: no Hessian noise
+                        target, convert = first, self._at_baseline(baseline[0])
+                    else:
+                        target = TreeTarget(
+                            classes=self.classes,
+                            loss=self.loss,
+                            ensemble=ensemble,
+                            **self.clips,
                         )
+                        convert = _unchanged
+                    trees = [Tree(session.n_features, 2) for _ in range(self.n_outputs)]
+                    used = grower.grow(
+                        trees,
+                        hp["n_levels"],
+                        self._level_release(target, convert, level_share),
                     )
-
-                used = grower.grow(trees, hp["n_levels"], level)
-                leaf_share = per_iteration - used * level_share
-                values = self._leaf_values(
-                    trees, target, convert, leaf_share, hp["learning_rate"]
-                )
+                    values = self._leaf_values(
+                        trees,
+                        target,
+                        convert,
+                        per_iteration - used * level_share,
+                        hp["learning_rate"],
+                    )
                 iterations.append(list(zip(trees, values)))
                 ensemble = Ensemble(
                     baseline,
@@ -410,27 +453,63 @@ class _Booster:
             )
         return self._fitted(baseline, h_ref, iterations, bins)
 
-    def _at_baseline(self, raw):
-        """Turn sums of the first target into ``G`` and ``H`` at ``raw``.
+    def _level_release(self, target, convert, share):
+        """The grower's ``release`` of one level's histograms of ``target``."""
+        release = histogram_release(self.session, share, self.clipping, target)
+        return lambda *args: convert(release(*args))
 
-        Log loss, ``p = expit(raw)``: ``G = p n_0 - (1 - p) n_1`` and ``H =
-        p (1 - p) (n_0 + n_1)`` from the class counts; squared error: ``G =
-        raw n - sum(y)`` and ``H = n`` from the row counts and target sums.
-        Noise standard deviations follow (post-processing, exact).
+    def _class_count_tree(self, grower, hp, baseline, level_share, share):
+        """The first iteration of a noisy classifier: one tree of class counts.
+
+        At the baseline every output's ``G`` and ``H`` are linear in the
+        class counts, so one tree grown on them (Gini gain: for two classes
+        the same ranking as XGBoost's at the baseline) serves every output,
+        and a release's sensitivity is one count per row instead of its
+        gradients and Hessians in every output's tree. The leaves are
+        finished as a decision tree's (:func:`._leaves.finish`: class shares
+        shrunk towards the parent's), and a node's value is
+        ``learning_rate`` times the step from the baseline to the log of its
+        shares: the exact line search, where one Newton step from a rare
+        class's baseline overshoots.
+        """
+        tree = Tree(self.session.n_features, 1)
+        first = TreeTarget(classes=self.classes)
+        level = self._level_release(first, _unchanged, level_share)
+        used = grower.grow([tree], hp["n_levels"], level)
+        release = self.session.release(
+            "tree_leaves",
+            share - used * level_share,
+            clipping=self.clipping,
+            forest=(tree.structure(),),
+            target=first,
+        )
+        (fitted,) = finish([tree], release, self.classes, min_samples_leaf=0)
+        log = np.log(np.clip(fitted.values, TINY, 1.0))
+        if self.n_outputs == 1:
+            raw, prior = log[:, 1:] - log[:, :1], expit(baseline)
+        else:
+            raw, prior = log - log.mean(axis=1, keepdims=True), softmax(baseline)
+        steps = hp["learning_rate"] * (raw - baseline)
+        n = fitted.counts.sum(axis=1)
+        trees = []
+        for k, p in enumerate(prior):
+            output = copy.copy(tree)
+            n_k = fitted.counts[:, k if self.n_outputs > 1 else 1]
+            output.sums = [[g, h] for g, h in zip(p * n - n_k, p * (1 - p) * n)]
+            trees.append(output)
+        return trees, list(steps.T)
+
+    def _at_baseline(self, raw):
+        """Turn target sums and row counts into ``G`` and ``H`` at ``raw``.
+
+        Squared error: ``G = raw n - sum(y)`` and ``H = n``; noise standard
+        deviations follow (post-processing, exact).
         """
 
         def convert(release):
-            if self.loss == "log_loss":
-                (counts,), (std,) = release.blocks, release.noise_std
-                p = float(expit(raw))
-                n0, n1 = counts[..., 0], counts[..., 1]
-                G, H = p * n0 - (1 - p) * n1, p * (1 - p) * (n0 + n1)
-                stds = [std * math.hypot(p, 1 - p), std * p * (1 - p) * math.sqrt(2)]
-            else:
-                (sums, counts), (std_s, std_c) = release.blocks, release.noise_std
-                G, H = raw * counts - sums, counts
-                stds = [math.hypot(raw * std_c, std_s), std_c]
-            return Release([G, H], stds)
+            (sums, counts), (std_s, std_c) = release.blocks, release.noise_std
+            G, H = raw * counts - sums, counts
+            return Release([G, H], [math.hypot(raw * std_c, std_s), std_c])
 
         return convert
 

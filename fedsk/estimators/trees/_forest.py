@@ -28,8 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..._statistics._trees import TreeStructure, TreeTarget
-from ._binning import grid_edges, marginal_params, release_marginals, tree_clipping
-from ._grower import LevelGrower, Tree, random_trees
+from ._binning import marginal_params, release_marginals, tree_clipping
+from ._grower import LevelGrower, Tree, histogram_release, random_trees
 from ._leaves import finish
 from ._plan import MARGINAL_SHARE, NoiseScale, level_fraction
 from ._splits import candidates
@@ -129,20 +129,7 @@ def grow_forest(session, problem, n_trees, strategy, rng):
         )
         share = level_fraction(remaining, depth)
 
-        def level(forest, nodes, features, lut):
-            return session.release(
-                "tree_histograms",
-                share,
-                clipping=clipping,
-                forest=forest,
-                nodes=nodes,
-                features=features,
-                edges=grid_edges()[1:-1],
-                lut=lut,
-                target=target,
-                assign_seed=assign_seed,
-            )
-
+        level = histogram_release(session, share, clipping, target, assign_seed)
         trees = [Tree(session.n_features, target.n_blocks()) for _ in range(n_trees)]
         with session.progress(depth, "greedy levels"):
             used = grower.grow(trees, depth, level)

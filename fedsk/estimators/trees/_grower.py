@@ -6,7 +6,7 @@ and what the releases said about it. :func:`random_trees` draws structures
 from public information only; :class:`LevelGrower` grows trees level by
 level from one release of noisy histograms per depth (the nodes at one
 depth partition the rows, so all trees' nodes at that depth share the
-release).
+release, :func:`histogram_release`).
 """
 
 import math
@@ -160,6 +160,26 @@ def random_trees(n_trees, depth, n_features, rng, marginals):
                 next_frontier += [(t, child) for child in trees[t].split(node, f, c)]
         frontier = next_frontier
     return trees
+
+
+def histogram_release(session, share, clipping, target, assign_seed=None):
+    """The ``release`` of :meth:`LevelGrower.grow`: one level's histograms."""
+
+    def release(forest, nodes, features, lut):
+        return session.release(
+            "tree_histograms",
+            share,
+            clipping=clipping,
+            forest=forest,
+            nodes=nodes,
+            features=features,
+            edges=grid_edges()[1:-1],
+            lut=lut,
+            target=target,
+            assign_seed=assign_seed,
+        )
+
+    return release
 
 
 class LevelGrower:

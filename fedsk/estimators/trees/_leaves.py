@@ -6,7 +6,8 @@ nodes get the sums of their leaves, splits with a child below
 its parent's: class probabilities by ``SMOOTHING`` noise standard
 deviations of pseudo-rows, regression means by an empirical-Bayes weight.
 Boosting: a node's value is the Newton step ``-G / (H + l2)`` of its
-combined sums (:func:`newton_values`). All of it is post-processing.
+combined sums (:func:`newton_values`); the first tree of a noisy classifier
+is finished as a decision tree's. All of it is post-processing.
 """
 
 import math
