@@ -5,6 +5,8 @@ Usage::
     python benchmarks/bench_linear.py               # full run, 10 seeds
     python benchmarks/bench_linear.py --seeds 5     # fewer seeds
     python benchmarks/bench_linear.py --quick       # smoke run on small samples
+    python benchmarks/bench_linear.py --sets flights,income --epsilons 0.1,1 \
+        --parts classifiers --results /tmp/RESULTS.md   # a subset, for development
 
 Four parts, written to the ``bench_linear`` section of
 ``benchmarks/RESULTS.md`` (and from there into ``docs/results.md`` by
@@ -53,8 +55,8 @@ from sklearn.svm import LinearSVC
 
 from fedsk import FederatedEstimator, Federation, Party
 
-EPSILONS = (0.1, 0.3, 1.0, 3.0, 10.0, float("inf"))
-FINITE = tuple(e for e in EPSILONS if np.isfinite(e))
+INF = float("inf")
+FINITE = (0.1, 0.3, 1.0, 3.0, 10.0)
 DELTA = 1e-6
 CLASSIFICATION = {
     "synthetic 200k x 20 (10 parties)": synthetic,
@@ -70,6 +72,15 @@ CLASSIFIERS = (
     ("LinearSVC delta=0", LinearSVC, 0.0),
 )
 PURE = ("LogisticRegression delta=0", "LinearSVC delta=0")
+# short names of the classification sets, for --sets
+CLASSIFICATION_KEYS = dict(
+    zip(
+        ("synthetic", "breast_cancer", "health_insurance", "income", "flights"),
+        CLASSIFICATION,
+    )
+)
+SET_KEYS = tuple(CLASSIFICATION_KEYS)
+PARTS = ("classifiers", "ridge", "strategies", "speed")
 STRATEGY_EPSILONS = (0.3, 1.0, 3.0, float("inf"))
 RIDGE_TARGET = 0.02  # R^2 below pooled at epsilon=1 (issue 17)
 
@@ -80,7 +91,29 @@ def parse_args(argv=None):
     parser.add_argument("--seeds", type=int, default=10, help="seeds per cell")
     parser.add_argument("--results", default=RESULTS, help="RESULTS.md to update")
     parser.add_argument("--doc", default=DOC, help="docs/results.md to regenerate")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--sets",
+        default=",".join(SET_KEYS),
+        help=f"comma-separated classification sets, of {','.join(SET_KEYS)}",
+    )
+    parser.add_argument(
+        "--epsilons",
+        default=",".join(f"{e:g}" for e in FINITE),
+        help="comma-separated finite epsilons (inf is always run)",
+    )
+    parser.add_argument(
+        "--parts",
+        default=",".join(PARTS),
+        help=f"comma-separated parts to run, of {','.join(PARTS)}",
+    )
+    args = parser.parse_args(argv)
+    args.sets = [CLASSIFICATION_KEYS[key] for key in args.sets.split(",") if key]
+    args.epsilons = tuple(float(e) for e in args.epsilons.split(",") if e)
+    args.parts = [part for part in args.parts.split(",") if part]
+    unknown = set(args.parts) - set(PARTS)
+    if unknown:
+        parser.error(f"--parts: unknown {sorted(unknown)}; use {PARTS}")
+    return args
 
 
 def estimator(split, model, epsilon, delta=0.0, seed=None, **params):
@@ -106,10 +139,11 @@ def federated(split, model, epsilon, delta=0.0, seed=0, **params):
     return fitted.score(split.X_test, split.y_test)
 
 
-def bench_classifiers(seeds, sample):
+def bench_classifiers(seeds, sample, names, finite):
     """Accuracy per dataset, column and epsilon: lists over seeds."""
     results = {}
-    for name, load in CLASSIFICATION.items():
+    for name in names:
+        load = CLASSIFICATION[name]
         print(name, flush=True)
         cell = results[name] = {"pooled": [], "diffprivlib": {}}
         for seed in range(seeds):
@@ -118,28 +152,28 @@ def bench_classifiers(seeds, sample):
             pooled.fit(split.X_train, split.y_train)
             cell["pooled"].append(pooled.score(split.X_test, split.y_test))
             for column, model, delta in CLASSIFIERS:
-                for epsilon in EPSILONS if delta == 0 else FINITE:
+                for epsilon in (*finite, INF) if delta == 0 else finite:
                     score = federated(split, model(), epsilon, delta, seed)
                     cell.setdefault(column, {}).setdefault(epsilon, []).append(score)
             unit = to_unit_box(split)
             baseline = run_diffprivlib(
-                unit, FINITE, [seed], data_norm=float(np.sqrt(unit.X_train.shape[1]))
+                unit, finite, [seed], data_norm=float(np.sqrt(unit.X_train.shape[1]))
             )
             if baseline is not None:
-                for epsilon in FINITE:
+                for epsilon in finite:
                     scores = baseline["logistic_regression"][f"{epsilon:g}"]
                     cell["diffprivlib"].setdefault(epsilon, []).extend(scores)
     return results
 
 
-def bench_ridge(seeds, sample):
+def bench_ridge(seeds, sample, finite):
     """R^2 of pooled Ridge and of fedsk's at each epsilon, over seeds."""
     cell = {"pooled": []}
     for seed in range(seeds):
         split = wages(seed, sample=sample)
         pooled = Ridge().fit(split.X_train, split.y_train)
         cell["pooled"].append(pooled.score(split.X_test, split.y_test))
-        for epsilon in EPSILONS:
+        for epsilon in (*finite, INF):
             score = federated(split, Ridge(), epsilon, 0.0, seed)
             cell.setdefault(epsilon, []).append(score)
     return cell
@@ -213,7 +247,7 @@ def _mean_sd(values):
     return f"{values.mean():.4f} ± {values.std():.4f}"
 
 
-def _target_lines(classifiers):
+def _target_lines(classifiers, finite):
     """One line per pure-DP classifier and dataset: met or missed, with numbers."""
     lines = []
     for column in PURE:
@@ -225,7 +259,7 @@ def _target_lines(classifiers):
             misses = [
                 f"epsilon={e:g}: {np.mean(cell[column][e]):.4f} < "
                 f"{np.mean(baseline[e]):.4f}"
-                for e in FINITE
+                for e in finite
                 if np.mean(cell[column][e]) < np.mean(baseline[e])
             ]
             verdict = "missed at " + "; ".join(misses) if misses else "met"
@@ -233,25 +267,18 @@ def _target_lines(classifiers):
     return lines
 
 
-def render(args, command, seeds, classifiers, ridge, strategies, speed, elapsed):
-    start, end = markers("bench_linear")
+def render_classifiers(seeds, finite, classifiers):
     lines = [
-        start,
-        "## bench_linear: linear models across parties",
-        "",
-        f"Command: `{command}`" + (" (quick smoke run)" if args.quick else ""),
-        "",
-        f"Run {datetime.datetime.now().isoformat(timespec='seconds')}, "
-        f"{elapsed:.0f} s. {environment()}.",
-        "",
         "### Classifiers: test accuracy against epsilon",
         "",
         f"Mean ± standard deviation over {seeds} seeds (each: its own "
         "stratified 25% test split and noise). fedsk: "
         "`FederatedEstimator(model, epsilon, delta, bounds, classes)`, default "
-        "strategy (Newton: with delta=0 one noisy Hessian as preconditioner, "
+        "strategy, central trust: a tenth of the budget on a noisy histogram "
+        "of every feature whose 2% and 98% quantiles give the clipping region, "
+        "then Newton rounds (with delta=0 one noisy Hessian as preconditioner, "
         "then 4 rounds of noisy gradients and 2 x 2 curvatures; with "
-        f"delta={DELTA:g} 4 full Newton rounds), central trust. diffprivlib "
+        f"delta={DELTA:g} 4 full Newton rounds). diffprivlib "
         "0.6.6: centralized `LogisticRegression(epsilon, data_norm=sqrt(d))` "
         "(objective perturbation, pure DP) on the pooled rows mapped into the "
         "unit box by the same public bounds; it has no linear SVM, so it is "
@@ -269,7 +296,7 @@ def render(args, command, seeds, classifiers, ridge, strategies, speed, elapsed)
             + " | diffprivlib LogisticRegression |",
             "|---:|" + "---:|" * (len(columns) + 1),
         ]
-        for epsilon in EPSILONS:
+        for epsilon in (*finite, INF):
             cells = [_mean_sd(cell[c].get(epsilon, [])) for c in columns]
             cells = [c if c != "n/a" else "—" for c in cells]
             lines.append(
@@ -278,18 +305,19 @@ def render(args, command, seeds, classifiers, ridge, strategies, speed, elapsed)
                 + f" | {_mean_sd(cell['diffprivlib'].get(epsilon, []))} |"
             )
         lines.append("")
-    lines += [
+    return lines + [
         "Target (issue 17): pure-DP LogisticRegression and LinearSVC at least "
         "diffprivlib's mean accuracy at every epsilon in "
-        f"{{{', '.join(f'{e:g}' for e in FINITE)}}}:",
+        f"{{{', '.join(f'{e:g}' for e in finite)}}}:",
         "",
-        *_target_lines(classifiers),
+        *_target_lines(classifiers, finite),
         "",
     ]
+
+
+def render_ridge(seeds, finite, ridge):
     pooled = np.mean(ridge["pooled"])
-    at_one = np.mean(ridge[1.0])
-    gap = pooled - at_one
-    lines += [
+    lines = [
         "### Least squares: R^2 on wages against epsilon",
         "",
         "AER/CPS1988 (28,155 men, March 1988 CPS; 21,116 training rows), log "
@@ -297,31 +325,40 @@ def render(args, command, seeds, classifiers, ridge, strategies, speed, elapsed)
         "0/1 features; 4 parties (census regions); public bounds from what "
         "each column means, log wage in [ln 50, ln 20000]. fedsk: "
         "`FederatedEstimator(Ridge(), epsilon, bounds, y_bounds)`, pure DP: "
-        "10% of the budget on a noisy histogram of every column, whose 2% and "
-        "98% quantiles give the clipping region of the sufficient statistics "
-        "(90%); adaptive ridge. Random 25% test split per seed; mean ± sd over "
-        f"{seeds} seeds. Pooled: scikit-learn `Ridge()`, no DP: "
+        "30% of the budget on a noisy histogram of every column, whose 2% and "
+        "98% quantiles give the clipping region; the rest on one release of "
+        "the upper triangle of Z^T Z with Z = [X, y, 1] (mapped into that "
+        "region); adaptive ridge. Random 25% test split per seed; mean ± sd "
+        f"over {seeds} seeds. Pooled: scikit-learn `Ridge()`, no DP: "
         f"{_mean_sd(ridge['pooled'])}.",
         "",
         "| epsilon | fedsk Ridge R^2 | below pooled |",
         "|---:|---:|---:|",
     ]
-    for epsilon in EPSILONS:
+    for epsilon in (*finite, INF):
         lines.append(
             f"| {epsilon:g} | {_mean_sd(ridge[epsilon])} | "
             f"{pooled - np.mean(ridge[epsilon]):.4f} |"
         )
-    lines += [
-        "",
-        f"Target (issue 17): within {RIDGE_TARGET} R^2 of pooled at epsilon=1: "
-        f"{at_one:.4f} against {pooled:.4f}, {gap:.4f} below: "
-        + ("met." if gap <= RIDGE_TARGET else "missed."),
-        "",
+    if 1.0 in ridge:
+        at_one = np.mean(ridge[1.0])
+        gap = pooled - at_one
+        lines += [
+            "",
+            f"Target (issue 17): within {RIDGE_TARGET} R^2 of pooled at "
+            f"epsilon=1: {at_one:.4f} against {pooled:.4f}, {gap:.4f} below: "
+            + ("met." if gap <= RIDGE_TARGET else "missed."),
+        ]
+    return lines + [""]
+
+
+def render_strategies(seeds, strategies):
+    lines = [
         "### Strategies",
         "",
         f"Synthetic set, `LogisticRegression`, `delta={DELTA:g}`, default "
         "rounds (Newton 4, gradient descent 20, FedAvg 5; noise-free: until "
-        f"converged, FedAvg 20), mean ± sd over {min(seeds, 3)} seeds.",
+        f"converged, FedAvg 20), mean ± sd over {seeds} seeds.",
         "",
         "| epsilon | newton | gradient | fedavg |",
         "|---:|---:|---:|---:|",
@@ -331,9 +368,12 @@ def render(args, command, seeds, classifiers, ridge, strategies, speed, elapsed)
             _mean_sd(strategies[(s, epsilon)]) for s in ("newton", "gradient", "fedavg")
         ]
         lines.append(f"| {epsilon:g} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def render_speed(speed):
     shape, rows = speed
-    lines += [
-        "",
+    lines = [
         "### Fit time",
         "",
         f"Synthetic set, {shape[0]:_} training rows x {shape[1]} features, 10 "
@@ -344,8 +384,7 @@ def render(args, command, seeds, classifiers, ridge, strategies, speed, elapsed)
         "|---|---:|---:|",
     ]
     lines += [f"| {what} | {t:.3f} | {ratio:.2f}x |" for what, t, ratio in rows]
-    lines += ["", end]
-    return "\n".join(lines)
+    return lines + [""]
 
 
 def main(argv=None):
@@ -355,22 +394,37 @@ def main(argv=None):
     started = time.perf_counter()
     sample = 5_000 if args.quick else None
     seeds = 2 if args.quick else args.seeds
-    classifiers = bench_classifiers(seeds, sample)
-    print("ridge", flush=True)
-    ridge = bench_ridge(seeds, sample)
-    print("strategies", flush=True)
-    strategies = bench_strategies(min(seeds, 3), sample)
-    print("speed", flush=True)
-    speed = bench_speed(sample)
-    section = render(
-        args,
-        command,
-        seeds,
-        classifiers,
-        ridge,
-        strategies,
-        speed,
-        time.perf_counter() - started,
+    body = []
+    if "classifiers" in args.parts:
+        classifiers = bench_classifiers(seeds, sample, args.sets, args.epsilons)
+        body += render_classifiers(seeds, args.epsilons, classifiers)
+    if "ridge" in args.parts:
+        print("ridge", flush=True)
+        body += render_ridge(
+            seeds, args.epsilons, bench_ridge(seeds, sample, args.epsilons)
+        )
+    if "strategies" in args.parts:
+        print("strategies", flush=True)
+        n = min(seeds, 3)
+        body += render_strategies(n, bench_strategies(n, sample))
+    if "speed" in args.parts:
+        print("speed", flush=True)
+        body += render_speed(bench_speed(sample))
+    start, end = markers("bench_linear")
+    elapsed = time.perf_counter() - started
+    section = "\n".join(
+        [
+            start,
+            "## bench_linear: linear models across parties",
+            "",
+            f"Command: `{command}`" + (" (quick smoke run)" if args.quick else ""),
+            "",
+            f"Run {datetime.datetime.now().isoformat(timespec='seconds')}, "
+            f"{elapsed:.0f} s. {environment()}.",
+            "",
+            *body,
+            end,
+        ]
     )
     write_section(args.results, "bench_linear", section)
     update_doc(args.results, args.doc)

@@ -25,6 +25,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import (
     LogisticRegression,
@@ -39,9 +40,11 @@ from sklearn.utils.validation import check_is_fitted
 
 import fedsk._estimator
 import fedsk._statistics
+import fedsk.estimators._glm
 from fedsk import FederatedEstimator, PartyError, PrivacyAccountant
-from fedsk.estimators._glm import pure_dp_shares
+from fedsk.estimators._glm import REGION_SHARE, pure_dp_shares
 from fedsk.estimators._postprocessing import regularised_psd, symmetric_from_upper
+from fedsk.estimators.linear import SPREAD_SHARE
 from fedsk.privacy import BudgetLedger, Clipping
 
 INF = float("inf")
@@ -418,7 +421,10 @@ def test_max_rounds_is_honoured(name, epsilon):
     releases = [rounds] * n_rounds
     if epsilon == INF:  # a free count of the rows clipping changes comes first
         before = ["clipped_rows", *before]
-    elif strategy in ("auto", "newton"):  # pure DP: a Hessian,
+    else:  # with noise the private clipping region comes before the rounds
+        counts = [s for s in before if s != "moments"]
+        before = [*counts, "feature_histogram", *before[len(counts) :]]
+    if epsilon != INF and strategy in ("auto", "newton"):  # pure DP: a Hessian,
         # then a gradient per round and from the second a 2 x 2 curvature
         releases = [rounds, rounds] + [rounds, "glm_curvature"] * (n_rounds - 1)
     assert _statistics(model.fit_ledger_) == before + releases
@@ -557,14 +563,17 @@ def test_failing_party_is_named_and_stays_charged(failing_party, trust):
 
     (fit_ledger,) = failing_party
     ledgers = accountant.ledgers
-    # the Hessian release went through; "b" failed in the gradient release
-    # that follows and is charged for it
+    # the region's histogram and the Hessian release went through; "b"
+    # failed in the gradient release that follows and is charged for it
     hessian, gradient, _ = pure_dp_shares(4)
-    assert _statistics(fit_ledger)[:1] == ["glm_derivatives"]
-    assert _statistics(ledgers["b"]) == ["glm_derivatives"] * 2
-    assert ledgers["b"].spent()[0] == pytest.approx(hessian + gradient)
+    training = 1 - REGION_SHARE
+    assert _statistics(fit_ledger)[:2] == ["feature_histogram", "glm_derivatives"]
+    assert _statistics(ledgers["b"]) == ["feature_histogram"] + ["glm_derivatives"] * 2
+    assert ledgers["b"].spent()[0] == pytest.approx(
+        REGION_SHARE + training * (hessian + gradient)
+    )
     # with local noise "a" and "c" handed over noisy gradients: charged too
-    charged = 2 if trust == "local" else 1
+    charged = 3 if trust == "local" else 2
     for name in ("a", "c"):
         assert len(ledgers[name].events) == charged
     assert ("'a'" in str(e.value).split("Parties ")[1]) == (trust == "local")
@@ -1080,7 +1089,7 @@ def test_tree_strategy_names_are_refused_by_linear_models():
 
 @seeded
 @pytest.mark.parametrize("delta", [0.0, 1e-6])
-def test_least_squares_spends_a_tenth_on_the_private_region(delta):
+def test_least_squares_spends_a_share_on_the_private_region(delta):
     X, _ = _bounded()
     y = X @ [1.0, 0.02, -0.5, 0.1, 2.0]
     model = FederatedEstimator(
@@ -1094,7 +1103,8 @@ def test_least_squares_spends_a_tenth_on_the_private_region(delta):
     events = model.fit_ledger_.events
     assert [e.statistic for e in events] == ["feature_histogram", "linear_moments"]
     if delta == 0:
-        assert [e.epsilon for e in events] == pytest.approx([0.2, 1.8])
+        share = SPREAD_SHARE * 2.0
+        assert [e.epsilon for e in events] == pytest.approx([share, 2.0 - share])
     # the target spans 1/20 of its public range: the region finds it, so
     # the fit is close to the noise-free one (R^2 1)
     assert model.score(X, y) > 0.95
@@ -1112,3 +1122,62 @@ def test_private_region_keeps_rare_binary_values():
         Ridge(), epsilon=1.0, bounds=(0.0, 1.0), y_bounds=(-10.0, 10.0), random_state=0
     ).fit(X, y, parties=_parties())
     assert model.estimator_.coef_[1] == pytest.approx(0.5, abs=0.2)
+
+
+def test_augmented_linear_moments_hold_the_five_blocks():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(50, 4)), rng.normal(size=50)
+    statistic = fedsk._statistics.STATISTICS["linear_moments"]
+    gram, xty, sum_x, sum_y, count = statistic.compute(X, y)
+    (upper,) = statistic.compute(X, y, augmented=True)
+    full = symmetric_from_upper(upper, 6)
+    assert_allclose(full[np.triu_indices(4)], gram)
+    assert_allclose(full[:4, 4], xty)
+    assert_allclose(full[:4, 5], sum_x)
+    assert_allclose([full[4, 5], full[5, 5]], np.append(sum_y, count))
+    assert full[4, 4] == pytest.approx(y @ y)
+
+
+@pytest.mark.parametrize("kind", list(CLIPPINGS))
+def test_augmented_linear_moments_sensitivity_is_a_bound(kind):
+    rng = np.random.default_rng(1)
+    params = dict(augmented=True)
+    clipping = _clipping(kind, "squared_error")
+    base = _random_records(clipping, {}, rng, 20)
+    corners = _corner_records(clipping, {})
+    records = tuple(
+        np.concatenate([a, b])
+        for a, b in zip(corners, _random_records(clipping, {}, rng, 40))
+    )
+    statistic = fedsk._statistics.STATISTICS["linear_moments"]
+    bound = np.array(statistic.sensitivity(clipping, 5, **params))
+    changes = _changes("linear_moments", clipping, base, records, params)
+    assert np.all(changes <= bound * (1 + SLACK)), changes.max(axis=0)
+    # and it is attained within a factor 2 by a corner (not a loose bound)
+    assert np.all(changes.max(axis=0) >= bound / 2)
+
+
+@seeded
+@pytest.mark.parametrize("estimator", [LogisticRegression(), LinearSVC()])
+def test_noisy_classifier_clips_into_a_private_region(estimator):
+    # a skewed feature (most rows below 30 of its public range [0, 100])
+    # decides the label: the fit first releases a histogram for the region
+    # (a tenth of the budget), trains in it and maps back to the features'
+    # units. With noise negligible it matches scikit-learn on the rows.
+    rng = np.random.default_rng(0)
+    n = 6000
+    X = np.column_stack([rng.exponential(8.0, n), rng.uniform(0, 1, n)])
+    y = (X[:, 0] + rng.logistic(size=n) > 8).astype(int)
+    model = FederatedEstimator(
+        clone(estimator),
+        epsilon=1e6,
+        bounds=([0.0, 0.0], [100.0, 1.0]),
+        classes=[0, 1],
+        random_state=0,
+    ).fit(X, y, parties=rng.choice(list("abc"), n))
+    events = model.fit_ledger_.events
+    assert events[0].statistic == "feature_histogram"
+    assert events[0].epsilon == pytest.approx(REGION_SHARE * 1e6)
+    pooled = clone(estimator).fit(X, y)
+    assert model.score(X, y) >= pooled.score(X, y) - 0.005
+    assert_allclose(model.estimator_.coef_[0, 0], pooled.coef_[0, 0], rtol=0.2)

