@@ -21,7 +21,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 __all__ = ["Interval", "StrOptions", "_fit_context", "_handle_zeros_in_scale"]
 
-# -- histogram gradient boosting (fedsk/estimators/boosting.py) ---------------
+# -- histogram gradient boosting (fedsk/estimators/trees/_boosting.py) --------
 
 __all__ += [
     "fitted_hist_gradient_boosting",
@@ -131,7 +131,7 @@ def validate_estimator_params(estimator):
     estimator._validate_params()
 
 
-# -- decision trees and forests (fedsk/estimators/tree.py, forest.py) ---------
+# -- decision trees and forests (estimators/trees/_models.py, _forest.py) -----
 
 __all__ += ["fitted_tree", "forest_members"]
 
