@@ -704,6 +704,40 @@ def test_agent_killed_mid_fit_is_named_and_what_happened_stays_charged(private_c
     private_cluster.fed = again
 
 
+def _releases(fed):
+    report = fed.privacy_report().to_dict()
+    return {p["party"]: p["releases"] for p in report["parties"]}
+
+
+def test_stop_conditions_hold_across_processes(private_cluster):
+    # max_rounds and max_time bound what the agents are asked and charge:
+    # counted in the ledgers the agents report, not the coordinator's copy.
+    fed = private_cluster.fed
+
+    def fit(**stop):
+        before, spent = _releases(fed), {n: _spent(fed, n) for n in NAMES}
+        FederatedEstimator(
+            LogisticRegression(),
+            epsilon=0.2,
+            bounds=(-5, 5),
+            classes=[0, 1],
+            trust="local",
+            **stop,
+        ).fit(fed)
+        after = _releases(fed)
+        return (
+            {n: after[n] - before[n] for n in NAMES},
+            {n: _spent(fed, n) - spent[n] for n in NAMES},
+        )
+
+    two, two_spent = fit(max_rounds=2)
+    one, one_spent = fit(max_rounds=2, max_time=1e-9)
+    for name in NAMES:
+        assert two_spent[name] == pytest.approx(0.2, rel=1e-6)
+        assert one[name] < two[name]  # the second round was never asked
+        assert 0 < one_spent[name] < 0.9 * 0.2  # and its budget left unspent
+
+
 def test_dead_agent_named_in_local_mode_and_dropped_in_secure_mode(private_cluster):
     private_cluster.kill9("c")
     try:
