@@ -115,8 +115,7 @@ def test_regions(tmp_path):
         for step in ("StandardScaler", "LogisticRegression"):
             # 10 fits of epsilon 0.5 each; a fit makes one release or more
             assert any(
-                line.split()[:3] == [region, step, "5"]
-                and int(line.split()[3]) >= 10
+                line.split()[:3] == [region, step, "5"] and int(line.split()[3]) >= 10
                 for line in report.splitlines()
             ), (region, step)
     assert_png(out_dir / "regions.png")

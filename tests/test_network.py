@@ -23,6 +23,7 @@ import pytest
 
 grpc = pytest.importorskip("grpc")
 
+from ring_checks import close_fraction  # noqa: E402
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier  # noqa: E402
 from sklearn.linear_model import (  # noqa: E402
     LinearRegression,
@@ -45,7 +46,7 @@ from fedsk import (  # noqa: E402
 )
 from fedsk._aggregation._channels import open_sealed  # noqa: E402
 from fedsk._aggregation._masking import masking_step  # noqa: E402
-from fedsk._party import PartyRequest, PartyTask  # noqa: E402
+from fedsk._party import PartyRequest, PartyTask, party_release  # noqa: E402
 from fedsk._statistics import STATISTICS  # noqa: E402
 from fedsk.network import (  # noqa: E402
     DurableLedger,
@@ -339,7 +340,7 @@ def open_cluster(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def private_cluster(tmp_path_factory):
-    cluster = Cluster(tmp_path_factory.mktemp("private"), 8.0)
+    cluster = Cluster(tmp_path_factory.mktemp("private"), 10.0)
     yield cluster
     cluster.stop()
 
@@ -702,6 +703,48 @@ def test_agent_killed_mid_fit_is_named_and_what_happened_stays_charged(private_c
     assert first > 0  # the release b answered stays charged, after its restart
     assert _spent(again, "a") - before["a"] > first  # a answered one more
     private_cluster.fed = again
+
+
+@pytest.mark.parametrize("trust", ["secure", "peer_to_peer"])
+def test_what_the_agents_send_is_masked_or_sealed(private_cluster, trust):
+    # Everything an agent sends reaches the coordinator through the server:
+    # record it there and compare each input with the party's own statistic,
+    # recomputed here from its file (which the coordinator does not have).
+    fed = private_cluster.fed
+    deliver, seen = fed._call_parties, []
+
+    def recording(requests, what, verbose):
+        answers = deliver(requests, what, verbose)
+        seen.extend((n, requests[n], answers[n]) for n in requests)
+        return answers
+
+    fed._call_parties = recording
+    try:
+        FederatedEstimator(
+            StandardScaler(), epsilon=0.2, bounds=(-5, 5), trust=trust
+        ).fit(fed)
+    finally:
+        del fed._call_parties
+    inputs = [s for s in seen if s[1].kind == "contribute"]
+    assert sorted(s[0] for s in inputs) == NAMES
+    for name, request, answer in inputs:
+        rows = Party.from_csv(private_cluster.root / f"{name}.csv", target="y").source
+        task = request.task
+        exact = task.encoding.encode(
+            party_release(rows, dataclasses.replace(task, encoding=None))
+        )
+        if trust == "secure":
+            arrays = [answer]  # the masked vector alone
+        else:  # a share per party, sealed for it: nonce, ciphertext, tag
+            assert sorted(answer) == NAMES and all(
+                isinstance(v, bytes) for v in answer.values()
+            )
+            arrays = [np.frombuffer(v[12:-16], np.uint64) for v in answer.values()]
+        for array in arrays:
+            assert array.size == exact.size
+            assert close_fraction(array, exact) < 0.2
+    # control: the same comparison finds a party's own noised answer
+    assert close_fraction(party_release(rows, task), exact) > 0.8
 
 
 def _releases(fed):

@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 import sklearn
 from joblib import parallel_config
+from ring_checks import close_fraction
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.naive_bayes import GaussianNB
@@ -86,14 +87,6 @@ def _request(trust, epsilon=1.0, statistic="moments", params=None):
         trust=trust,
         params=params or {},
     )
-
-
-def _close_fraction(observed, plain, within=2**40):
-    """Share of coordinates of ``observed`` (mod 2^64) near ``plain``."""
-    diff = np.asarray(observed).astype(np.uint64) - plain.astype(np.int64).view(
-        np.uint64
-    )
-    return float(np.mean((diff < within) | (diff > np.uint64(2**64 - within))))
 
 
 # -- 1. the coordinator cannot reproduce a party's noise ------------------------
@@ -178,11 +171,11 @@ def test_what_the_coordinator_receives_is_masked_or_sealed(monkeypatch, trust):
             arrays = [np.frombuffer(v[12:-16], np.uint64) for v in answer.values()]
         for array in arrays:
             assert array.size == exact.size
-            assert _close_fraction(array, exact) < 0.2
+            assert close_fraction(array, exact) < 0.2
     # nothing a party handed to the coordinator is the plain statistic
     for message in federation.last_transcript_.seen_by("coordinator"):
         if isinstance(message.payload, np.ndarray) and message.payload.size == 9:
-            assert _close_fraction(message.payload, exact) < 0.2
+            assert close_fraction(message.payload, exact) < 0.2
 
 
 @pytest.mark.parametrize("trust", ["secure", "peer_to_peer"])

@@ -84,6 +84,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from exact_pmf import chi_square_pvalue, laplace_pmf
 from joblib import Parallel, delayed, parallel_config
 from numpy.testing import assert_array_equal
+from ring_checks import close_fraction
 from scipy import stats
 from sklearn.linear_model import Ridge
 
@@ -168,18 +169,6 @@ def _arrays(payload):
         else:
             for value in payload:
                 yield from _arrays(value)
-
-
-def _close_fraction(observed, plain, within=2**40):
-    """Share of coordinates where ``observed`` is within ``within`` of ``plain``.
-
-    Differences are taken modulo 2^64; a uniform mask lands that close with
-    probability 2^-23 per coordinate, a forgotten or low-bit mask always.
-    """
-    if observed.shape != plain.shape:
-        return 0.0
-    diff = observed.astype(np.uint64) - plain.astype(np.int64).view(np.uint64)
-    return float(np.mean((diff < within) | (diff > np.uint64(2**64 - within))))
 
 
 def top_byte_pvalue(ring_values):
@@ -494,7 +483,7 @@ def test_a_masked_vector_looks_uniform_and_uncorrelated(plaintext):
     assert masked.dtype == np.uint64 and masked.shape == (N_ENTRIES,)
     assert top_byte_pvalue(masked) > P_REJECT
     assert abs(correlation(masked, vectors["a"])) < R_BOUND
-    assert _close_fraction(masked, vectors["a"]) < 1e-3
+    assert close_fraction(masked, vectors["a"]) < 1e-3
 
 
 def test_uniformity_and_correlation_tests_have_power():
@@ -812,7 +801,7 @@ def test_the_coordinator_never_sees_a_plaintext(protocol_inputs, trust, delta):
         for array in _arrays(message.payload):
             for plain in plaintexts:
                 n_checked += array.shape == plain.shape
-                assert _close_fraction(array, plain) < 1e-3, message.kind
+                assert close_fraction(array, plain) < 1e-3, message.kind
     # masked inputs, or sealed shares (4 x 4) and partial sums, were compared
     assert n_checked >= 8 * (4 if trust == "secure" else 20)
 
@@ -836,7 +825,7 @@ def test_peer_to_peer_shares_cross_sealed_and_no_coordinator_is_involved(
     for message in transcript.messages:
         for array in _arrays(message.payload):
             for plain in plaintexts:
-                assert _close_fraction(array, plain) < 1e-3
+                assert close_fraction(array, plain) < 1e-3
     # each party receives exactly one sealed share from each party (itself
     # included); the relay cannot read them: the bodies of a party's shares,
     # summed as if they were plaintext, are far from its input, while the
@@ -857,7 +846,7 @@ def test_peer_to_peer_shares_cross_sealed_and_no_coordinator_is_involved(
         ]
         assert all(isinstance(m.payload, bytes) for m in sealed)
         as_plain = np.sum([_sealed_body(m.payload) for m in sealed], axis=0)
-        assert _close_fraction(as_plain, vector) < 1e-3
+        assert close_fraction(as_plain, vector) < 1e-3
         key = X25519PrivateKey.from_private_bytes(
             derive_key(party.source.secret, release_id, b"sharing channel key")
         )
