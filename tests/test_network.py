@@ -156,7 +156,7 @@ def _policy_request(step, roster, n_shares=1, **message):
     )
 
 
-def test_agent_policy_counts_parties_and_checks_target_bounds_and_unit():
+def test_agent_policy_counts_parties_and_checks_bounds_and_unit():
     roster = {n: (i + 1, bytes(32), bytes(32)) for i, n in enumerate(NAMES)}
     policy = Policy(min_parties=3)
     check_step(_policy_request("share", roster), _guarantee(0.5, "secure"), policy)
@@ -178,6 +178,15 @@ def test_agent_policy_counts_parties_and_checks_target_bounds_and_unit():
         clipping=dataclasses.replace(_clipping(), y_upper=10.0),
     )
     with pytest.raises(Refusal, match="target's clipping"):
+        check_task(PartyRequest("release", wide), _guarantee(0.5), policy, 4)
+    # the features' clipping ranges: no wider than the policy's
+    policy = Policy(bounds=(np.full(4, -5.0), np.full(4, 5.0)))
+    check_task(request, _guarantee(0.5), policy, 4)
+    lower = np.array([-5.0, -5.0, -6.0, -5.0])
+    wide = dataclasses.replace(
+        request.task, clipping=dataclasses.replace(_clipping(), lower=lower)
+    )
+    with pytest.raises(Refusal, match="wider than this party's bounds policy"):
         check_task(PartyRequest("release", wide), _guarantee(0.5), policy, 4)
     # party-level privacy required: a record-level request is refused
     with pytest.raises(Refusal, match="privacy-unit party"):
