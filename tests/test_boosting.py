@@ -304,18 +304,23 @@ def test_sklearn_defaults_are_planned_from_public_quantities(delta):
     assert rare.max_iter <= plan(200_000, 200_000, 8, 3, 1.0, 0.0, "central").max_iter
 
 
+def _default_fit(X, y, **fit_params):
+    """``HistGradientBoostingClassifier()`` planned by fedsk at epsilon 1."""
+    return FederatedEstimator(
+        HistGradientBoostingClassifier(),
+        epsilon=1.0,
+        bounds=_bounds(X),
+        classes=[0, 1],
+        random_state=0,
+    ).fit(X, y, **fit_params)
+
+
 @seeded
 def test_default_estimator_at_epsilon_one_beats_the_majority_class():
     # the issue's report: HistGradientBoostingClassifier() with defaults on
     # 6k rows predicted the majority class and spent 0.48 of epsilon 1
     X_train, X_test, y_train, y_test = _classification(n=8000)
-    fed = FederatedEstimator(
-        HistGradientBoostingClassifier(),
-        epsilon=1.0,
-        bounds=_bounds(X_train),
-        classes=[0, 1],
-        random_state=0,
-    ).fit(X_train, y_train, parties=_parties(len(y_train)))
+    fed = _default_fit(X_train, y_train, parties=_parties(len(y_train)))
     assert fed.epsilon_spent_ == pytest.approx(1.0, rel=1e-9)
     assert fed.score(X_test, y_test) > 0.7
 
@@ -372,6 +377,26 @@ def test_first_tree_of_a_noisy_classifier_steps_to_its_leaves_class_shares():
     assert leaves.size == 2
     for value in leaves:
         assert value == pytest.approx(y[proba == value].mean(), abs=0.005)
+
+
+@seeded
+def test_first_tree_of_a_noisy_classifier_splits_by_the_log_loss(monkeypatch):
+    # a one-iteration plan is not the decision tree again: its tree of class
+    # counts splits by entropy (the log loss it steps to), not Gini
+    import fedsk.estimators.trees._boosting as boosting
+
+    criteria = []
+
+    class Spy(boosting.LevelGrower):
+        def __init__(self, *args, criterion=None, **kwargs):
+            criteria.append(criterion)
+            super().__init__(*args, criterion=criterion, **kwargs)
+
+    monkeypatch.setattr(boosting, "LevelGrower", Spy)
+    X_train, _, y_train, _ = _classification(2, n=600)
+    fed = _default_fit(X_train, y_train)
+    assert fed.estimator_.n_iter_ == 1
+    assert "entropy" in criteria and "gini" not in criteria
 
 
 # -- 5. the fitted model --------------------------------------------------------
