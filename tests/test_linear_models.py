@@ -42,8 +42,9 @@ import fedsk._estimator
 import fedsk._statistics
 import fedsk.estimators._glm
 from fedsk import FederatedEstimator, PartyError, PrivacyAccountant
-from fedsk.estimators._glm import REGION_SHARE, pure_dp_shares
+from fedsk.estimators._glm import REGION_RUN_LEVEL, REGION_SHARE, pure_dp_shares
 from fedsk.estimators._postprocessing import regularised_psd, symmetric_from_upper
+from fedsk.estimators._region import private_region
 from fedsk.estimators.linear import SPREAD_SHARE
 from fedsk.privacy import BudgetLedger, Clipping
 
@@ -1122,6 +1123,60 @@ def test_private_region_keeps_rare_binary_values():
         Ridge(), epsilon=1.0, bounds=(0.0, 1.0), y_bounds=(-10.0, 10.0), random_state=0
     ).fit(X, y, parties=_parties())
     assert model.estimator_.coef_[1] == pytest.approx(0.5, abs=0.2)
+
+
+class _HistogramSession:
+    """Just what ``private_region`` reads: the histogram with Laplace noise of
+    a given standard deviation on every bin, and the public clipping."""
+
+    def __init__(self, X, clipping, noise_std, seed):
+        self.X, self.clipping, self.noise_std = X, clipping, noise_std
+        self.n_features = X.shape[1]
+        self.rng = np.random.default_rng(seed)
+
+    def release(self, statistic, fraction, edges, include_target):
+        assert statistic == "feature_histogram" and not include_target
+        mapped, _ = self.clipping.apply(self.X, None)
+        (counts,) = fedsk._statistics.STATISTICS[statistic].compute(
+            mapped, None, edges=edges
+        )
+        scale = self.noise_std / np.sqrt(2)
+        noisy = counts + self.rng.laplace(scale=scale, size=counts.shape)
+        return fedsk._federation.Release([noisy], [self.noise_std])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_private_region_of_a_classifier_ignores_noise_in_sparse_tails(seed):
+    # a delay-like feature (most rows near 0 of a wide public range
+    # [-60, 360], a sparse tail), a 0/1 feature with 3% of ones and one
+    # whose rows fill a narrow band inside its range. Noise (std 300 on
+    # each of 32 bins, 20,000 rows) in the empty tail bins pushed the
+    # delay's 98% quantile towards its public bound; a linear classifier's
+    # region takes only the run of bins above REGION_RUN_LEVEL noise
+    # standard deviations around the largest. The 0/1 feature keeps its
+    # public bounds (its quantiles are close, at a bound); the narrow band
+    # is clipped to.
+    rng = np.random.default_rng(seed)
+    n = 20_000
+    X = np.column_stack(
+        [
+            np.minimum(rng.exponential(15.0, n) - 10.0, 360.0),
+            rng.uniform(0, 1, n) < 0.03,
+            rng.uniform(40.0, 60.0, n),
+        ]
+    )
+    public = Clipping(np.array([-60.0, 0.0, 0.0]), np.array([360.0, 1.0, 100.0]))
+    session = _HistogramSession(X, public, noise_std=300.0, seed=seed)
+    region = private_region(session, 0.1, target=False, run_level=REGION_RUN_LEVEL)
+    assert 30.0 <= region.upper[0] <= 100.0  # 98% quantile: 49
+    assert (region.lower[1], region.upper[1]) == (0.0, 1.0)
+    # the band [40, 60]: region edges are bin edges (100 / 32 apart)
+    assert 35.0 <= region.lower[2] <= 45.0 and 55.0 <= region.upper[2] <= 65.0
+    # least squares' level (negative counts only are empty) widens the delay
+    wide = private_region(
+        _HistogramSession(X, public, noise_std=300.0, seed=seed), 0.1, target=False
+    )
+    assert wide.upper[0] > region.upper[0]
 
 
 def test_augmented_linear_moments_hold_the_five_blocks():

@@ -11,7 +11,10 @@ clipping into a tighter region raises the signal at no cost in noise.
 histogram of every column (``feature_histogram``) and returns the noisy
 quantiles as the new region. It is a release like any other (it shows in
 the privacy report); with few rows for the budget its quantiles widen
-towards the public bounds.
+towards the public bounds. With ``run_level`` (the linear classifiers' and
+GLMs' region), a feature's quantiles are read within the run of bins above
+that many noise standard deviations around its largest bin, so that noise
+summed over a long empty tail does not move them.
 """
 
 import numpy as np
@@ -31,9 +34,18 @@ EMPTY_BIN_TARGET, EMPTY_BIN_FEATURE = 3.0, 0.0
 # A feature's region narrower than this share of its public range is not
 # used (see ``private_region``).
 MIN_FEATURE_WIDTH = 0.25
+# Gaps of empty bins a feature's run may bridge (``_run_around_mode``): an
+# integer feature such as years of education leaves every other bin empty.
+RUN_GAP = 2
+# The run is used only for a feature whose largest bin exceeds this many
+# noise standard deviations: with few rows for the budget the largest bin
+# may be mostly noise. Breast cancer (426 rows, 30 features) at 5: accuracy
+# at epsilon=3 0.740 (LogisticRegression) and 0.727 (LinearSVC) against
+# 0.757 and 0.802 without the run; at 10 as without it (10 seeds).
+RUN_MODE_LEVEL = 10.0
 
 
-def private_region(session, fraction, target):
+def private_region(session, fraction, target, run_level=None):
     """A tighter clipping region from noisy quantiles of every column.
 
     Parameters
@@ -46,6 +58,11 @@ def private_region(session, fraction, target):
     target : bool
         Whether the regression target's region is found too; otherwise the
         target's bounds are kept.
+    run_level : float or None, default=None
+        With a level, a feature's bins outside its run around its largest
+        count are taken as empty (``_run_around_mode``): the run's bins are
+        above ``run_level`` times the noise standard deviation, with gaps of
+        at most ``RUN_GAP`` bins.
 
     Returns
     -------
@@ -62,6 +79,13 @@ def private_region(session, fraction, target):
     empty_below = np.full((len(counts), 1), EMPTY_BIN_FEATURE)
     empty_below[d:] = EMPTY_BIN_TARGET
     kept = np.where(counts > empty_below * release.noise_std[0], counts, 0.0)
+    if run_level is not None:
+        # only where the largest bin stands clear of the noise: with few rows
+        # for the budget the largest bin may be noise, and its run anywhere
+        noise = release.noise_std[0]
+        run = _run_around_mode(counts[:d], run_level * noise)
+        clear = counts[:d].max(axis=1) > RUN_MODE_LEVEL * noise
+        kept[:d] = np.where(run | ~clear[:, None], kept[:d], 0.0)
     # a column with most of its rows in bins below that level (few rows for
     # the budget): keep every positive count, so its quantiles widen
     lost = kept.sum(axis=1) < 0.5 * counts.sum(axis=1)
@@ -72,9 +96,11 @@ def private_region(session, fraction, target):
     high = np.argmax(cumulative >= (1 - SPREAD_QUANTILE) * total, axis=1)
     low_edge, high_edge = edges[low], edges[high + 1]
     # keep the public bounds where nothing is above the noise, and for a
-    # feature whose quantiles are very close: more likely rare values at its
-    # bounds (a 0/1 feature) than bounds chosen that much too wide
+    # feature whose quantiles are very close at one end of its range: more
+    # likely rare values at its bounds (a 0/1 feature) than bounds chosen
+    # that much too wide (a narrow band inside the range is clipped to)
     narrow = high_edge - low_edge < 2 * MIN_FEATURE_WIDTH
+    narrow &= (low == 0) | (high == SPREAD_BINS - 1)
     narrow[d:] = False
     keep = (total[:, 0] <= 0) | narrow
     low_edge[keep], high_edge[keep] = -1.0, 1.0
@@ -88,3 +114,32 @@ def private_region(session, fraction, target):
         y_lower = float(public.y_center + low_edge[d] * public.y_scale)
         y_upper = float(public.y_center + high_edge[d] * public.y_scale)
     return Clipping(lower, upper, public.data_norm, y_lower, y_upper)
+
+
+def _run_around_mode(counts, level, gap=RUN_GAP):
+    """Per row of noisy ``counts``: the bins of the run around its largest count.
+
+    The run extends from the largest count over bins above ``level``,
+    bridging at most ``gap`` bins at or below it. Noise in a long empty tail
+    (a delay in minutes: most rows within an hour of a six-hour range) adds
+    up to a mass that moves the quantiles towards the public bounds; a bin
+    lifted above the level by noise alone is rarely next to the run.
+
+    Returns
+    -------
+    mask : ndarray of bool, of the shape of ``counts``
+    """
+    mask = np.zeros(counts.shape, dtype=bool)
+    for j, row in enumerate(counts):
+        above = np.flatnonzero(row > level)
+        low = high = int(np.argmax(row))
+        for b in above[above > high]:
+            if b - high > gap + 1:
+                break
+            high = int(b)
+        for b in above[above < low][::-1]:
+            if low - b > gap + 1:
+                break
+            low = int(b)
+        mask[j, low : high + 1] = True
+    return mask
