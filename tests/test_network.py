@@ -644,6 +644,16 @@ def test_protocol_steps_are_stored_and_checked(private_cluster):
     assert "fewer than the 2" in out.error
 
 
+def _assert_a_sound_model(model, cluster):
+    """A noisy GaussianNB from totals that were unmasked right: its means lie
+    in the clipping range (a sum left masked is uniform on the 2^64 ring) and
+    it beats chance on all rows (at these budgets its 1st percentile is 0.58,
+    from 100 in-process fits)."""
+    assert np.all(np.abs(model.estimator_.theta_) <= 5)
+    rows = pd.concat([pd.read_csv(cluster.root / f"{n}.csv") for n in NAMES])
+    assert model.score(rows.drop(columns="y"), rows["y"]) > 0.5
+
+
 @pytest.mark.parametrize("trust", ["central", "local", "secure", "peer_to_peer"])
 def test_private_fits_under_each_trust_mode(private_cluster, trust):
     fed = private_cluster.fed
@@ -651,8 +661,7 @@ def test_private_fits_under_each_trust_mode(private_cluster, trust):
     model = FederatedEstimator(
         GaussianNB(), epsilon=1.0, bounds=(-5, 5), classes=[0, 1], trust=trust
     ).fit(fed)
-    X = pd.read_csv(private_cluster.root / "a.csv")
-    assert model.score(X.drop(columns="y"), X["y"]) > 0.6
+    _assert_a_sound_model(model, private_cluster)
     after = {n: _spent(fed, n) for n in NAMES}
     for name in NAMES:  # each agent charged itself once for the fit
         assert after[name] == pytest.approx(before[name] + 1.0, rel=1e-6)
@@ -907,8 +916,7 @@ def test_a_fit_survives_a_server_restart_mid_release(private_cluster):
         ).fit(fed)
     finally:
         del fed._call_parties
-    X = pd.read_csv(private_cluster.root / "a.csv")
-    assert model.score(X.drop(columns="y"), X["y"]) > 0.6
+    _assert_a_sound_model(model, private_cluster)
     for name in NAMES:  # every agent charged the fit once
         assert _spent(fed, name) == pytest.approx(before[name] + 0.5, rel=1e-6)
 
