@@ -473,12 +473,11 @@ class _Booster:
         """The first iteration of a noisy classifier: one tree of class counts.
 
         At the baseline every output's ``G`` and ``H`` are linear in the
-        class counts, so one tree grown on them serves every output,
-        and a release's sensitivity is one count per row instead of its
-        gradients and Hessians in every output's tree. It splits by the
-        entropy gain (``COUNT_CRITERION``): the decrease of the log loss when a
-        node steps to its children's class shares, as its values do. The
-        leaves are
+        class counts, so one tree grown on them serves every output, and a
+        release's sensitivity is one count per row instead of its gradients
+        and Hessians in every output's tree. It splits by the entropy gain
+        (``COUNT_CRITERION``): the decrease of the log loss when a node steps
+        to its children's class shares, as its values do. The leaves are
         finished as a decision tree's (:func:`._leaves.finish`: class shares
         shrunk towards the parent's), and a node's value is
         ``learning_rate`` times the step from the baseline to the log of its
