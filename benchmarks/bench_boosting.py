@@ -327,16 +327,15 @@ def render(args, command, targets, curves, plans, sweep, elapsed):
     ]
     keys = sorted({k[:3] for k in curves}, key=lambda k: (k[0], k[1], k[2]))
     lines += [
-        "| data | rows | delta | plan (iter, depth, rate, bins, candidates) | "
-        + " | ".join(MOVES)
-        + " |",
+        "| data | rows | delta | plan (iter, depth, rate, bins, candidates, "
+        "splitter after the first tree) | " + " | ".join(MOVES) + " |",
         "|---|---:|---:|---|" + "---:|" * len(MOVES),
     ]
     for name, rows, delta in keys:
         p = plans[(name, rows, delta, "planned")]
         plan = (
             f"{p.max_iter}, {p.max_depth}, {p.learning_rate:.2f}, {p.max_bins}, "
-            f"{p.n_candidates}"
+            f"{p.n_candidates}, {p.splitter}"
         )
         row = " | ".join(
             f"{np.mean(curves[(name, rows, delta, label)]):.3f}" for label in MOVES

@@ -326,6 +326,34 @@ def test_default_estimator_at_epsilon_one_beats_the_majority_class():
 
 
 @seeded
+def test_a_planned_fit_grows_its_first_tree_and_draws_the_others():
+    # after the first, greedy tree the iterations draw random structures and
+    # release only their leaves: the first gets FIRST_SHARE of what the
+    # marginals leave, the others the rest equally
+    import fedsk.estimators.trees._boosting as boosting
+
+    X_train, _, y_train, _ = _classification(n=8000)
+    fed = _default_fit(X_train, y_train, parties=_parties(len(y_train)))
+    n_iter = fed.estimator_.n_iter_
+    assert n_iter > 1
+    events = fed.fit_ledger_.events
+    names = [e.statistic for e in events]
+    first_leaves = names.index("tree_leaves")
+    assert set(names[:first_leaves]) == {"tree_histograms"}
+    assert names[first_leaves:] == ["tree_leaves"] * n_iter
+    first_tree = sum(e.epsilon for e in events[1 : first_leaves + 1])
+    trees = 1.0 - boosting.MARGINAL_SHARE
+    assert first_tree == pytest.approx(boosting.FIRST_SHARE * trees, rel=1e-9)
+    later = [e.epsilon for e in events[first_leaves + 1 :]]
+    assert_allclose(later, (1 - boosting.FIRST_SHARE) * trees / (n_iter - 1))
+    # random structures are full to the planned depth, the levels the first
+    # tree released (every one of them had a node to split here)
+    depths = [p[0].nodes["depth"].max() for p in fed.estimator_._predictors]
+    assert max(depths[1:]) == first_leaves - 1
+    assert fed.epsilon_spent_ == pytest.approx(1.0, rel=1e-9)
+
+
+@seeded
 def test_first_iteration_of_a_noisy_multiclass_fit_is_one_tree_of_class_counts():
     # at the baseline every output's G and H are linear in the class counts:
     # one tree of counts serves the three outputs, at one count per row

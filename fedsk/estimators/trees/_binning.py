@@ -181,17 +181,18 @@ class Marginals:
         """Bins holding equal numbers of rows, at most ``n_bins`` per feature."""
         return Bins([quantile_cuts(c, n_bins) for c in self.counts])
 
-    def feature_weights(self):
+    def feature_weights(self, power=1.0):
         """The chance of each feature to split a node of a random structure.
 
-        In proportion to the feature's root gain, plus
-        ``FEATURE_WEIGHT_FLOOR`` times the largest gain, so every feature can
-        be drawn; uniform when no gain is known.
+        In proportion to the feature's root gain raised to ``power`` (below
+        1, weak features are drawn more often), plus ``FEATURE_WEIGHT_FLOOR``
+        times the largest such term, so every feature can be drawn; uniform
+        when no gain is known.
         """
         top = float(np.max(self.gains, initial=0.0))
         if top <= 0:
             return np.full(len(self.gains), 1.0 / len(self.gains))
-        weights = self.gains + FEATURE_WEIGHT_FLOOR * top
+        weights = self.gains**power + FEATURE_WEIGHT_FLOOR * top**power
         return weights / weights.sum()
 
     def draw(self, rng, features, first, last):

@@ -124,16 +124,17 @@ def _combine(a, var_a, b, var_b):
     return weight * a + (1 - weight) * b, var_a * var_b / (var_a + var_b)
 
 
-def random_trees(n_trees, depth, n_features, rng, marginals):
+def random_trees(n_trees, depth, n_features, rng, marginals, power=1.0, n_blocks=1):
     """Random structures of ``depth`` levels, drawn from public information.
 
     At each node a feature is drawn by :meth:`Marginals.feature_weights`
-    and a cut by :meth:`Marginals.draw` inside the node's box; a feature
-    that cannot be split there is redrawn, and a node with no splittable
-    feature after ``4 * n_features`` draws stays a leaf.
+    (of ``power``) and a cut by :meth:`Marginals.draw` inside the node's
+    box; a feature that cannot be split there is redrawn, and a node with
+    no splittable feature after ``4 * n_features`` draws stays a leaf. Each
+    tree's nodes hold ``n_blocks`` sums.
     """
-    weights = marginals.feature_weights()
-    trees = [Tree(n_features) for _ in range(n_trees)]
+    weights = marginals.feature_weights(power)
+    trees = [Tree(n_features, n_blocks) for _ in range(n_trees)]
     frontier = [(t, 0) for t in range(n_trees)]
     for _ in range(depth):
         if not frontier:
