@@ -7,6 +7,7 @@ in-process tests at the top check the wire format and the durable ledger
 without sockets.
 """
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -693,28 +694,27 @@ def test_kill_9_and_restart_keeps_the_ledger(private_cluster):
 def test_agent_killed_mid_fit_is_named_and_what_happened_stays_charged(private_cluster):
     fed = private_cluster.fed
     before = {n: _spent(fed, n) for n in NAMES}
-    deliver, calls = fed._call_parties, []
+    calls = []
 
-    def kill_b_after_the_first_release(requests, what, verbose):
+    def kill_b_after_the_first_release(deliver, requests, what, verbose):
         out = deliver(requests, what, verbose)
         calls.append(what)
         if len(calls) == 1:
             private_cluster.kill9("b")
         return out
 
-    fed._call_parties = kill_b_after_the_first_release
     fed.timeout = 8
     try:
-        with pytest.raises(PartyError, match="'b'"):
-            FederatedEstimator(
-                LogisticRegression(),
-                epsilon=1.0,
-                bounds=(-5, 5),
-                classes=[0, 1],
-                trust="local",
-            ).fit(fed)
+        with _intercepted(fed, kill_b_after_the_first_release):
+            with pytest.raises(PartyError, match="'b'"):
+                FederatedEstimator(
+                    LogisticRegression(),
+                    epsilon=1.0,
+                    bounds=(-5, 5),
+                    classes=[0, 1],
+                    trust="local",
+                ).fit(fed)
     finally:
-        del fed._call_parties
         private_cluster.start("b")
     again = private_cluster.connect()
     first = _spent(again, "b") - before["b"]
@@ -729,20 +729,17 @@ def test_what_the_agents_send_is_masked_or_sealed(private_cluster, trust):
     # record it there and compare each input with the party's own statistic,
     # recomputed here from its file (which the coordinator does not have).
     fed = private_cluster.fed
-    deliver, seen = fed._call_parties, []
+    seen = []
 
-    def recording(requests, what, verbose):
+    def recording(deliver, requests, what, verbose):
         answers = deliver(requests, what, verbose)
         seen.extend((n, requests[n], answers[n]) for n in requests)
         return answers
 
-    fed._call_parties = recording
-    try:
+    with _intercepted(fed, recording):
         FederatedEstimator(
             StandardScaler(), epsilon=0.2, bounds=(-5, 5), trust=trust
         ).fit(fed)
-    finally:
-        del fed._call_parties
     inputs = [s for s in seen if s[1].kind == "contribute"]
     assert sorted(s[0] for s in inputs) == NAMES
     for name, request, answer in inputs:
@@ -870,29 +867,39 @@ def test_a_party_invented_by_the_coordinator_is_refused(private_cluster):
     assert "that is not that party's" in _secure_fit_tampered(fed, invent_d)
 
 
+@contextlib.contextmanager
+def _intercepted(fed, around):
+    """Within the block, every delivery of ``fed`` (the coordinator's single
+    point of contact with the parties) goes through ``around(deliver,
+    requests, what, verbose)``, ``deliver`` being the real one."""
+    deliver = fed._call_parties
+    fed._call_parties = lambda requests, what, verbose: around(
+        deliver, requests, what, verbose
+    )
+    try:
+        yield
+    finally:
+        del fed._call_parties
+
+
 def _secure_fit_tampered(fed, tamper):
     """A secure fit whose requests ``tamper(request)`` edits before they are
     sent; it must fail before any party is charged. Returns the error."""
     before = {n: _spent(fed, n) for n in NAMES}
-    deliver = fed._call_parties
 
-    def tampered(requests, what, verbose):
+    def tampered(deliver, requests, what, verbose):
         for request in requests.values():
             tamper(request)
         return deliver(requests, what, verbose)
 
-    fed._call_parties = tampered
-    try:
-        with pytest.raises(Exception) as raised:
-            FederatedEstimator(
-                GaussianNB(),
-                epsilon=0.5,
-                bounds=(-5, 5),
-                classes=[0, 1],
-                trust="secure",
-            ).fit(fed)
-    finally:
-        del fed._call_parties
+    with _intercepted(fed, tampered), pytest.raises(Exception) as raised:
+        FederatedEstimator(
+            GaussianNB(),
+            epsilon=0.5,
+            bounds=(-5, 5),
+            classes=[0, 1],
+            trust="secure",
+        ).fit(fed)
     assert {n: _spent(fed, n) for n in NAMES} == before  # refused before any input
     return str(raised.value)
 
@@ -900,22 +907,19 @@ def _secure_fit_tampered(fed, tamper):
 def test_a_fit_survives_a_server_restart_mid_release(private_cluster):
     fed = private_cluster.fed
     before = {n: _spent(fed, n) for n in NAMES}
-    deliver, calls = fed._call_parties, []
+    calls = []
 
-    def restart_after_the_first_step(requests, what, verbose):
+    def restart_after_the_first_step(deliver, requests, what, verbose):
         out = deliver(requests, what, verbose)
         calls.append(what)
         if len(calls) == 1:  # keys sent; the rest of the release awaits
             private_cluster.restart_server()
         return out
 
-    fed._call_parties = restart_after_the_first_step
-    try:
+    with _intercepted(fed, restart_after_the_first_step):
         model = FederatedEstimator(
             GaussianNB(), epsilon=0.5, bounds=(-5, 5), classes=[0, 1], trust="secure"
         ).fit(fed)
-    finally:
-        del fed._call_parties
     _assert_a_sound_model(model, private_cluster)
     for name in NAMES:  # every agent charged the fit once
         assert _spent(fed, name) == pytest.approx(before[name] + 0.5, rel=1e-6)
