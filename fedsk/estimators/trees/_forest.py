@@ -95,11 +95,11 @@ def grow_forest(session, problem, n_trees, strategy, rng):
     min_leaf = max(problem.min_samples_leaf, 1)
     marginal_share = MARGINAL_SHARE if finite else 1.0
 
-    def root_candidates(blocks, stds):
+    def root_candidates(blocks, stds, sizes):
         return candidates(
             blocks,
             stds,
-            np.full(blocks[0].shape[0], blocks[0].shape[1]),
+            sizes,
             criterion=problem.class_criterion,
             min_weight=min_leaf,
         )
