@@ -291,17 +291,23 @@ def test_a_model_without_any_split_warns():
 
 @pytest.mark.parametrize("delta", [0.0, 1e-6])
 def test_sklearn_defaults_are_planned_from_public_quantities(delta):
-    small = plan(2_000, 2_000, 8, 3, 1.0, delta, "central")
-    large = plan(200_000, 200_000, 8, 3, 1.0, delta, "central")
+    small = plan(2_000, 2_000, 8, 3, 1.0, delta, "central", True)
+    large = plan(200_000, 200_000, 8, 3, 1.0, delta, "central", True)
     assert small.max_depth <= large.max_depth
     assert small.max_iter <= large.max_iter
     assert 0 < large.learning_rate <= 0.5
-    local = plan(200_000, 200_000, 8, 100, 1.0, delta, "local")
+    local = plan(200_000, 200_000, 8, 100, 1.0, delta, "local", True)
     assert local.max_depth <= large.max_depth
     # with pure DP a rare class carries less signal: fewer iterations
     assert small.max_bins <= large.max_bins
-    rare = plan(200_000, 10_000, 8, 3, 1.0, 0.0, "central")
-    assert rare.max_iter <= plan(200_000, 200_000, 8, 3, 1.0, 0.0, "central").max_iter
+    rare = plan(200_000, 10_000, 8, 3, 1.0, 0.0, "central", True)
+    common = plan(200_000, 200_000, 8, 3, 1.0, 0.0, "central", True)
+    assert rare.max_iter <= common.max_iter
+    # random structures after the first tree for a classifier, not a regressor
+    assert large.splitter == "random"
+    regressor = plan(200_000, 200_000, 8, 3, 1.0, delta, "central", False)
+    assert regressor.splitter == "best"
+    assert regressor.max_iter < large.max_iter
 
 
 def _default_fit(X, y, **fit_params):
