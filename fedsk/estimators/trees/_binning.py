@@ -161,7 +161,8 @@ class Marginals:
         Rows per fine bin, noisy, below ``MARGINAL_SNR`` noise standard
         deviations set to 0.
     gains : ndarray of shape (n_features,)
-        Best (noisy) split gain of each feature at the root, >= 0.
+        Best (noisy) split gain of each feature at the root, >= 0, over
+        its kept fine bins (:func:`release_marginals`).
     totals : list of ndarray
         The root's sums per block (class counts, or target sum and row
         count), the mean over features of each feature's bins.
