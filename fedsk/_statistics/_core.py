@@ -151,8 +151,9 @@ def _weighted_gram(design, weights):
     """``design.T @ diag(weights) @ design`` for ``weights >= 0``.
 
     As ``R.T @ R`` with ``R`` the rows scaled by the root of their weight,
-    which BLAS computes as one symmetric product: half the work of the
-    general one (2.5x faster on 150,000 x 21).
+    which BLAS computes as one symmetric product (syrk): half the
+    multiplications of the general one (on 150,000 x 21, single-threaded,
+    8% faster).
     """
     root = design * np.sqrt(weights)[:, None]
     return root.T @ root
