@@ -384,6 +384,7 @@ class Federation:
                 ],
                 epsilon=request.epsilon,
                 rho=request.rho,
+                shares=statistic.budget_shares(request.params),
             )
         if encoding is not None and encoding.max_rows(self.n_parties) < 1:
             raise ValueError(

@@ -259,6 +259,33 @@ def test_budget_is_spent_and_charged_per_release(delta):
         assert fed.epsilon_spent_ == pytest.approx(50.0, rel=1e-6)
 
 
+def test_gradients_get_their_share_of_each_loss_release(monkeypatch):
+    # A log-loss release gives the gradient sums GRADIENT_SHARE of its
+    # budget: the noise std of G over that of H is their sensitivities'
+    # ratio (1 : 1/4, per use) times the inverse ratio of their shares.
+    import fedsk.estimators.trees._boosting as boosting
+    from fedsk._federation import Federation
+
+    seen = []
+    real = Federation.release
+
+    def recording(self, request, *args, **kwargs):
+        release = real(self, request, *args, **kwargs)
+        target = request.params.get("target")
+        if target is not None and target.loss is not None:
+            seen.append(release.noise_std)
+        return release
+
+    monkeypatch.setattr(Federation, "release", recording)
+    X_train, _, y_train, _ = _classification(n=8000)
+    _default_fit(X_train, y_train, parties=_parties(len(y_train)))
+    assert seen
+    share = boosting.GRADIENT_SHARE["log_loss"]
+    expected = (1.0 / share) / (0.25 / (1.0 - share))
+    for std_g, std_h in seen:
+        assert std_g / std_h == pytest.approx(expected, rel=1e-9)
+
+
 @seeded
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_levels_with_nothing_to_split_hand_their_share_to_the_leaves():

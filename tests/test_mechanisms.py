@@ -355,10 +355,15 @@ SHAPES = [(1,), (3,), (2, 4)]
 SENSITIVITIES = [(1.0, 1.0), (3.0, math.sqrt(3)), (4.0, 0.5)]
 
 
-def _encoding(kind):
-    if kind == "laplace":
-        return GridEncoding.calibrate(SHAPES, SENSITIVITIES, epsilon=1.0, rho=None)
-    return GridEncoding.calibrate(SHAPES, SENSITIVITIES, epsilon=1.0, rho=0.1)
+# unequal budget shares of the three blocks
+SHARES = (0.7, 0.2, 0.1)
+
+
+def _encoding(kind, shares=None):
+    rho = None if kind == "laplace" else 0.1
+    return GridEncoding.calibrate(
+        SHAPES, SENSITIVITIES, epsilon=1.0, rho=rho, shares=shares
+    )
 
 
 def test_grid_encoding_calibration():
@@ -381,6 +386,32 @@ def test_grid_encoding_calibration():
     # the rounding term is a small part (1/1000) of the sensitivity
     for enc, term in [(pure, n_coords), (gauss, rounding)]:
         assert term / (enc.sensitivity - term) == pytest.approx(1e-3)
+
+
+@pytest.mark.parametrize("kind", ["laplace", "gaussian"])
+def test_budget_shares_set_each_blocks_noise(kind):
+    # The total calibration is that of equal shares; a block's noise std is
+    # its sensitivity over n_blocks * share (its root under zCDP) times the
+    # equal-share noise of a unit block.
+    equal, weighted = _encoding(kind), _encoding(kind, SHARES)
+    assert (weighted.step, weighted.sensitivity, weighted.noise_scale) == (
+        equal.step,
+        equal.sensitivity,
+        equal.noise_scale,
+    )
+    power = 1.0 if kind == "laplace" else 0.5
+    unit = equal.noise_std()[0] / equal.block_scales[0]
+    for std, scale, share in zip(weighted.noise_std(), equal.block_scales, SHARES):
+        assert std == pytest.approx(unit * scale / (3 * share) ** power)
+    assert weighted.record_steps == pytest.approx(2.1**power)  # the largest weight
+
+
+@pytest.mark.parametrize("shares", [(1.0,), (1.2, -0.2), (0.6, 0.6), (0.3, 0.3, 0.4)])
+def test_budget_shares_are_validated(shares):
+    with pytest.raises(ValueError, match="shares must"):
+        GridEncoding.calibrate(
+            [(1,), (2,)], [(1.0, 1.0)] * 2, epsilon=1, rho=None, shares=shares
+        )
 
 
 def test_grid_encoding_refuses_infinite_sensitivity():
@@ -419,19 +450,23 @@ def test_rounding_term_is_needed_and_sufficient_l1():
     assert distance <= enc.sensitivity
 
 
+@pytest.mark.parametrize("shares", [None, SHARES])
 @pytest.mark.parametrize("kind", ["laplace", "gaussian"])
-def test_encoded_neighbours_stay_within_the_integer_sensitivity(kind):
+def test_encoded_neighbours_stay_within_the_integer_sensitivity(kind, shares):
     # Random neighbouring totals: every block moves by at most its own
-    # sensitivity (L1 for Laplace, L2 for Gaussian), split unevenly.
-    enc = _encoding(kind)
+    # sensitivity (L1 for Laplace, L2 for Gaussian), split unevenly; with
+    # equal or unequal budget shares.
+    enc = _encoding(kind, shares)
     order = 1 if kind == "laplace" else 2
     rng = np.random.default_rng(14)
     for _ in range(500):
         a = [rng.uniform(-50, 50, s) for s in SHAPES]
         moves = []
-        for shape, scale in zip(SHAPES, enc.block_scales):
+        for shape, (l1, l2) in zip(SHAPES, SENSITIVITIES):
             move = rng.standard_normal(shape) * rng.exponential(size=shape)
-            moves.append(move / np.linalg.norm(move.ravel(), order) * scale)
+            moves.append(
+                move / np.linalg.norm(move.ravel(), order) * (l1, l2)[order - 1]
+            )
         b = [x + m for x, m in zip(a, moves)]
         diff = (enc.encode(b) - enc.encode(a)).astype(float)
         assert np.linalg.norm(diff, order) <= enc.sensitivity * (1 + 1e-12)

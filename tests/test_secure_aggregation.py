@@ -1525,34 +1525,40 @@ def test_parties_beyond_max_rows_are_left_out_above_min_parties(monkeypatch, tru
         assert event.note == "left out 3 of 10 parties (p7, p8, p9)"
 
 
-def _worst_case_sum(mechanism, n_parties):
+def _worst_case_sum(mechanism, n_parties, record_steps=1.0):
     """n parties at max_rows, every record at full sensitivity, worst noise.
 
     A hand-built encoding with a very fine grid (step 2^-40) so that
-    max_rows is a few million and the bound can be reached. Returns the
-    party vectors and their true sum as Python integers.
+    max_rows is a few million and the bound can be reached; a record moves a
+    coordinate by ``record_steps`` grid units (a block with more than an
+    equal budget share). Returns the party vectors and their true sum as
+    Python integers.
     """
-    encoding = GridEncoding(mechanism, ((2,),), (1.0,), 2.0**-40, 2.0**40 + 1, 3.0)
+    encoding = GridEncoding(
+        mechanism, ((2,),), (1.0,), 2.0**-40, 2.0**40 + 1, 3.0, record_steps
+    )
     rows = encoding.max_rows(n_parties)
     noise = (95 if mechanism == "discrete_laplace" else 14) * 3 + 1
+    total = rows * record_steps
     with np.errstate(invalid="ignore"):  # the defect below: 2^63 does not cast
-        encoded = encoding.encode([np.array([rows, -rows], dtype=float)])
+        encoded = encoding.encode([np.array([total, -total], dtype=float)])
     party = encoded + np.array([noise, -noise])
     vectors = {f"p{i}": party for i in range(n_parties)}
-    true = [n_parties * (round(rows / 2.0**-40) + noise), 0]
+    true = [n_parties * (round(total / 2.0**-40) + noise), 0]
     true[1] = -true[0]
     return vectors, true
 
 
+@pytest.mark.parametrize("record_steps", [1.0, 1.8])
 @pytest.mark.parametrize("n_parties", [3, 10])
 @pytest.mark.parametrize("mechanism", ["discrete_laplace", "discrete_gaussian"])
-def test_max_rows_keeps_the_worst_case_sum_in_int64(n_parties, mechanism):
+def test_max_rows_keeps_the_worst_case_sum_in_int64(n_parties, mechanism, record_steps):
     # The sum of n parties of max_rows records, each record moving every
     # coordinate by its full sensitivity, plus the noise allowance of
     # max_rows (95 Laplace scales, 14 Gaussian sigmas), stays in int64 and
     # the ring sum is exact; with twice the rows it leaves int64 and the
     # ring sum wraps, which is why the bound is enforced.
-    vectors, true = _worst_case_sum(mechanism, n_parties)
+    vectors, true = _worst_case_sum(mechanism, n_parties, record_steps)
     assert -(2**63) <= min(true) and max(true) < 2**63
     assert masked_sum(vectors, n_parties).tolist() == true
     doubled = {k: 2 * v for k, v in vectors.items()}

@@ -19,11 +19,20 @@ class Statistic:
     sensitivity : callable
         ``sensitivity(clipping, n_features, **params) -> list of (l1, l2)``,
         one pair per block, for adding or removing one record.
+    shares : callable or None
+        ``shares(**params) -> list of float or None``, each block's share of
+        the release's budget (see :meth:`GridEncoding.calibrate`); None:
+        equal shares.
     """
 
     compute: Callable
     shapes: Callable
     sensitivity: Callable
+    shares: Callable | None = None
+
+    def budget_shares(self, params):
+        """The blocks' budget shares for ``params`` (None: equal)."""
+        return None if self.shares is None else self.shares(**params)
 
 
 def vector_norms(clipping, n_features):

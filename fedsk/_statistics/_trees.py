@@ -169,6 +169,9 @@ class TreeTarget:
     gradient_clip, hessian_clip : float or None
         Clips of a row's gradient to ``[-gradient_clip, gradient_clip]`` and
         of its Hessian to ``[0, hessian_clip]``.
+    gradient_share : float
+        With a ``loss``, the gradients' share of a release's budget (the
+        Hessians get the rest).
     """
 
     classes: np.ndarray | None = None
@@ -176,6 +179,7 @@ class TreeTarget:
     ensemble: Ensemble | None = None
     gradient_clip: float | None = None
     hessian_clip: float | None = None
+    gradient_share: float = 0.5
 
     @property
     def n_outputs(self):
@@ -190,6 +194,16 @@ class TreeTarget:
         if self.loss is None and self.classes is not None:
             return [len(self.classes)]
         return [1, 1]
+
+    def shares(self):
+        """Each block's share of a release's budget (None: equal)."""
+        if self.loss is None:
+            return None
+        if not 0 < self.gradient_share < 1:
+            raise ValueError(
+                f"gradient_share must be in (0, 1); got {self.gradient_share!r}."
+            )
+        return [self.gradient_share, 1.0 - self.gradient_share]
 
     def values(self, X, y):
         """Per block, the values of every row: (n_samples, n_outputs, width)."""
@@ -469,11 +483,18 @@ def _tree_histograms_sensitivity(
     return [(m * l1, math.sqrt(m) * l2) for l1, l2 in bounds]
 
 
+def _target_shares(target, **params):
+    return target.shares()
+
+
 TREE_STATISTICS = {
     "tree_leaves": Statistic(
-        _tree_leaves, _tree_leaves_shapes, _tree_leaves_sensitivity
+        _tree_leaves, _tree_leaves_shapes, _tree_leaves_sensitivity, _target_shares
     ),
     "tree_histograms": Statistic(
-        _tree_histograms, _tree_histograms_shapes, _tree_histograms_sensitivity
+        _tree_histograms,
+        _tree_histograms_shapes,
+        _tree_histograms_sensitivity,
+        _target_shares,
     ),
 }

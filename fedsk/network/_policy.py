@@ -120,6 +120,7 @@ def expected_encoding(task, guarantee, n_features):
     try:
         shapes = statistic.shapes(n_features, **task.params)
         sensitivities = statistic.sensitivity(task.clipping, n_features, **task.params)
+        shares = statistic.budget_shares(task.params)
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
         raise Refusal(
             f"parameters of {task.statistic!r} do not fit it ({type(exc).__name__})"
@@ -129,6 +130,7 @@ def expected_encoding(task, guarantee, n_features):
         [(k * l1, k * l2) for l1, l2 in sensitivities],
         epsilon=guarantee["epsilon"],
         rho=guarantee["rho"],
+        shares=shares,
     )
 
 

@@ -1,12 +1,12 @@
 """Grid encoding: how a real-valued statistic becomes an integer release.
 
 A statistic is a list of blocks (arrays), each with its own sensitivity. To
-release it, every block is divided by its sensitivity (so each block has
-sensitivity 1 and gets an equal share of the budget), the whole vector is
-rounded to a grid of step ``step``, and integer noise is added. Rounding the
-sum of records can move each coordinate by one extra grid step between
-neighbouring datasets, so the integer sensitivity is ``blocks / step`` plus
-that rounding term (L1: ``+ n_coordinates``; L2: ``+ sqrt(n_coordinates)``).
+release it, every block is divided by its sensitivity over its budget share
+(by default equal shares: each block then has sensitivity 1), the whole
+vector is rounded to a grid of step ``step``, and integer noise is added.
+Rounding the sum of records can move each coordinate by one extra grid
+step between neighbouring datasets, so the integer sensitivity is ``blocks /
+step`` plus that rounding term (L1: ``+ n_coordinates``; L2: ``+ sqrt(n_coordinates)``).
 ``step`` is chosen so the rounding term is 1/1000 of the total.
 """
 
@@ -76,9 +76,11 @@ class GridEncoding:
     step: float
     sensitivity: float
     noise_scale: float
+    # the largest block weight (n_blocks * share, its root under zCDP)
+    record_steps: float = 1.0
 
     @classmethod
-    def calibrate(cls, block_shapes, block_sensitivities, *, epsilon, rho):
+    def calibrate(cls, block_shapes, block_sensitivities, *, epsilon, rho, shares=None):
         """Calibrate a release to a pure ``epsilon`` or to ``rho``-zCDP.
 
         Parameters
@@ -91,18 +93,32 @@ class GridEncoding:
             Used when ``rho`` is None (discrete Laplace).
         rho : float or None
             zCDP parameter (discrete Gaussian).
+        shares : list of float or None
+            Each block's share of the budget (of epsilon, or of rho), adding
+            up to 1; None: equal shares. Block ``b`` is divided by its
+            sensitivity over ``n_blocks * shares[b]`` (the root of that under
+            zCDP), so the blocks' sensitivities on the grid still add up to
+            ``n_blocks`` (their squares, under zCDP).
         """
         gaussian = rho is not None
-        scales = []
-        for l1, l2 in block_sensitivities:
+        n_blocks = len(block_shapes)
+        if shares is None:
+            shares = [1.0 / n_blocks] * n_blocks
+        if len(shares) != n_blocks or not all(0 < f <= 1 for f in shares):
+            raise ValueError(f"shares must be one in (0, 1] per block; got {shares!r}.")
+        if not math.isclose(math.fsum(shares), 1.0, rel_tol=1e-12):
+            raise ValueError(f"shares must add up to 1; got {shares!r}.")
+        scales, weights = [], []
+        for (l1, l2), share in zip(block_sensitivities, shares):
             s = l2 if gaussian else l1
             if not math.isfinite(s):
                 raise ValueError(
                     "A statistic has infinite sensitivity: the data are not "
                     "bounded. Pass bounds (or data_norm) and y_bounds."
                 )
-            scales.append(s if s > 0 else 1.0)
-        n_blocks = len(block_shapes)
+            weight = math.sqrt(n_blocks * share) if gaussian else n_blocks * share
+            weights.append(weight)
+            scales.append((s if s > 0 else 1.0) / weight)
         n_coords = sum(math.prod(shape) for shape in block_shapes)
         if gaussian:
             rounding = math.sqrt(n_coords)
@@ -125,6 +141,7 @@ class GridEncoding:
             step=step,
             sensitivity=sensitivity,
             noise_scale=noise_scale,
+            record_steps=max(weights, default=1.0),
         )
 
     def encode(self, blocks):
@@ -175,9 +192,9 @@ class GridEncoding:
     def max_rows(self, n_parties):
         """Most records per party for which the encoded total cannot wrap.
 
-        Each block is divided by its sensitivity, which bounds one record's
-        contribution to any coordinate, so a party's coordinate moves by at
-        most ``1 / step`` grid steps per record (plus half a step of
+        Each block is divided by its sensitivity over its weight (at most
+        ``record_steps``), so one record moves a party's coordinate by at
+        most ``record_steps / step`` grid steps (plus half a step of
         rounding). Each party's noise (a full draw or a share) exceeds 95
         Laplace scales or 14 Gaussian sigmas with probability below 1e-40.
         With ``n_parties`` parties of at most this many records, the encoded
@@ -187,8 +204,8 @@ class GridEncoding:
             self.noise_scale
         ) + 1
         room = (2**63 - 1) // n_parties - math.ceil(per_party_noise) - 1
-        rows = max(int(room * self.step), 0)
-        while rows > 0 and rows / self.step + 1 > room:  # float rounding
+        rows = max(int(room * self.step / self.record_steps), 0)
+        while rows > 0 and rows * self.record_steps / self.step + 1 > room:
             rows -= 1
         return rows
 
