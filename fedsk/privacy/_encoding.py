@@ -5,9 +5,10 @@ release it, every block is divided by its sensitivity over its budget share
 (by default equal shares: each block then has sensitivity 1), the whole
 vector is rounded to a grid of step ``step``, and integer noise is added.
 Rounding the sum of records can move each coordinate by one extra grid
-step between neighbouring datasets, so the integer sensitivity is ``blocks /
-step`` plus that rounding term (L1: ``+ n_coordinates``; L2: ``+ sqrt(n_coordinates)``).
-``step`` is chosen so the rounding term is 1/1000 of the total.
+step between neighbouring datasets, so the integer sensitivity is
+``blocks / step`` plus that rounding term (L1: ``+ n_coordinates``; L2:
+``+ sqrt(n_coordinates)``). ``step`` is chosen so the rounding term is
+1/1000 of the total.
 """
 
 import math
