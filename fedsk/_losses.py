@@ -8,9 +8,10 @@ and states their largest possible size, from which
 :mod:`fedsk._statistics` derives the sensitivity of the released sums.
 
 Losses whose gradient factor is unbounded (squared hinge, squared error) are
-clipped at ``gradient_clip``: a record's factor is capped at that value and
-its curvature set to 0 there, which is the derivative of the Huber-like loss
-that continues linearly beyond the clip.
+clipped at ``gradient_clip``, and so may the log loss be (its factor is
+within 1, a clip below that lowers the bound): a record's factor is capped
+at that value and its curvature set to 0 there, which is the derivative of
+the Huber-like loss that continues linearly beyond the clip.
 """
 
 import math
@@ -65,7 +66,8 @@ def derivative_factors(scores, y, loss, classes, gradient_clip=None):
     classes : array-like or None
         Public class labels (classifiers only).
     gradient_clip : float or None
-        Cap on the absolute gradient factor (unbounded losses only).
+        Cap on the absolute gradient factor (not applied to the
+        multinomial loss).
 
     Returns
     -------
@@ -82,7 +84,7 @@ def derivative_factors(scores, y, loss, classes, gradient_clip=None):
         return prob - targets(y, classes, k), prob
     elif loss == "log":
         prob = expit(scores)
-        return prob - targets(y, classes, k), prob * (1.0 - prob)
+        gradient, curvature = prob - targets(y, classes, k), prob * (1.0 - prob)
     else:
         sign = 2.0 * targets(y, classes, k) - 1.0
         slack = 1.0 - sign * scores  # > 0 where the margin is violated
@@ -135,8 +137,9 @@ def loss_bound(loss, n_outputs, gradient_clip=None):
         # diag(p) - p p^T is PSD with trace 1 - |p|^2 <= 1 - 1/K, which bounds
         # its Frobenius norm, and entries summing in absolute value to twice it.
         return LossBound((2.0, math.sqrt(2.0)), (2 * (1 - 1 / k), 1 - 1 / k))
-    if loss == "log":
-        g, h = 1.0, 0.25
+    if loss == "log":  # |p - y| <= 1
+        g = 1.0 if gradient_clip is None else min(1.0, gradient_clip)
+        h = 0.25
     elif loss == "hinge":
         g, h = 1.0, 1.0 / HINGE_SMOOTHING
     elif loss in ("squared_hinge", "squared_error"):

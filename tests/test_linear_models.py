@@ -19,6 +19,7 @@ sensitivity) are tested below, each with its measured tolerance.
 
 import dataclasses
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -42,6 +43,7 @@ import fedsk._estimator
 import fedsk._statistics
 import fedsk.estimators._glm
 from fedsk import FederatedEstimator, PartyError, PrivacyAccountant
+from fedsk._losses import derivative_factors
 from fedsk.estimators._glm import REGION_RUN_LEVEL, REGION_SHARE, pure_dp_shares
 from fedsk.estimators._postprocessing import regularised_psd, symmetric_from_upper
 from fedsk.estimators._region import private_region
@@ -603,6 +605,7 @@ CLIPPINGS = {
 LOSSES = {
     "log": dict(loss="log", classes=np.array([0, 1])),
     "log-ovr": dict(loss="log", classes=np.array([0, 1, 2])),
+    "log-clipped": dict(loss="log", classes=np.array([0, 1]), gradient_clip=0.5),
     "multinomial": dict(
         loss="multinomial",
         classes=np.array([0, 1, 2]),
@@ -870,6 +873,60 @@ def test_glm_derivatives_are_the_loss_derivatives(loss):
     )
     expected = hessian[np.triu_indices(flat.size)]
     assert_allclose(np.ravel(upper), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_log_loss_clip_changes_no_record_on_its_side_of_the_boundary():
+    # capped at 0.5, p - y is unchanged wherever the score has the sign of
+    # the label (|p - y| <= 0.5 there), and at score 0 (a fit's start);
+    # beyond the boundary it is 0.5 with no curvature
+    scores = np.array([[-3.0], [-0.5], [0.0], [0.5], [3.0]] * 2)
+    y = np.repeat([0, 1], 5)
+    classes = np.array([0, 1])
+    g, h = derivative_factors(scores, y, "log", classes)
+    g_clip, h_clip = derivative_factors(scores, y, "log", classes, gradient_clip=0.5)
+    right_side = (scores[:, 0] == 0) | ((scores[:, 0] > 0) == (y == 1))
+    assert_allclose(g_clip[right_side], g[right_side])
+    assert_allclose(h_clip[right_side], h[right_side])
+    assert_allclose(np.abs(g_clip[~right_side]), 0.5)
+    assert np.all(h_clip[~right_side] == 0)
+
+
+def test_noisy_logistic_regression_releases_half_the_gradient_noise(monkeypatch):
+    # every loss release of a noisy fit carries the clip, and its gradient
+    # noise is half of what the unclipped loss would need at the same share
+    from fedsk._federation import Federation
+
+    seen = []
+    real = Federation.release
+
+    def recording(self, request, *args, **kwargs):
+        release = real(self, request, *args, **kwargs)
+        if request.statistic == "glm_derivatives" and request.params["gradient"]:
+            seen.append((request, release.noise_std[0]))
+        return release
+
+    monkeypatch.setattr(Federation, "release", recording)
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, size=(3000, 3))
+    y = (X[:, 0] + rng.logistic(size=3000) > 0).astype(int)
+    FederatedEstimator(
+        LogisticRegression(), epsilon=1.0, bounds=([-1] * 3, [1] * 3), classes=[0, 1]
+    ).fit(X, y, parties=rng.choice(3, 3000))
+    assert len(seen) == 4
+    statistic = fedsk._statistics.STATISTICS["glm_derivatives"]
+    for request, noise in seen:
+        params = request.params
+        assert params["gradient_clip"] == 0.5
+        sensitivity = statistic.sensitivity(request.clipping, 3, **params)[0][0]
+        unclipped = dict(params, gradient_clip=None)
+        assert sensitivity == pytest.approx(
+            statistic.sensitivity(request.clipping, 3, **unclipped)[0][0] / 2
+        )
+        # Laplace: std sqrt(2) * sensitivity / epsilon (within the grid's
+        # rounding)
+        assert noise == pytest.approx(
+            math.sqrt(2) * sensitivity / request.epsilon, rel=0.01
+        )
 
 
 @pytest.mark.parametrize("update_clip", [0.05, 0.5])

