@@ -122,8 +122,10 @@ class NoiseSource:
             )
         out = np.zeros(n, dtype=np.uint64)
         if n:
-            view = memoryview(out).cast("B")
-            self._encryptor.update_into(view, view)  # zeros XOR keystream
+            # zeros XOR keystream, written into ``out``; the input is a
+            # separate buffer (cryptography >= 51 refuses overlapping ones)
+            zeros = bytes(out.nbytes)
+            self._encryptor.update_into(zeros, memoryview(out).cast("B"))
         return out
 
     def __reduce__(self):
