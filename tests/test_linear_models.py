@@ -891,9 +891,11 @@ def test_log_loss_clip_changes_no_record_on_its_side_of_the_boundary():
     assert np.all(h_clip[~right_side] == 0)
 
 
-def test_noisy_logistic_regression_releases_half_the_gradient_noise(monkeypatch):
-    # every loss release of a noisy fit carries the clip, and its gradient
-    # noise is half of what the unclipped loss would need at the same share
+@pytest.mark.parametrize("delta", [0.0, 1e-6])
+def test_noisy_logistic_regression_releases_half_the_gradient_noise(monkeypatch, delta):
+    # under pure DP every gradient release of a noisy fit carries the clip,
+    # and its noise is half of what the unclipped loss would need at the
+    # same share; with delta > 0 the full Newton rounds keep the exact loss
     from fedsk._federation import Federation
 
     seen = []
@@ -910,9 +912,16 @@ def test_noisy_logistic_regression_releases_half_the_gradient_noise(monkeypatch)
     X = rng.uniform(-1, 1, size=(3000, 3))
     y = (X[:, 0] + rng.logistic(size=3000) > 0).astype(int)
     FederatedEstimator(
-        LogisticRegression(), epsilon=1.0, bounds=([-1] * 3, [1] * 3), classes=[0, 1]
+        LogisticRegression(),
+        epsilon=1.0,
+        delta=delta,
+        bounds=([-1] * 3, [1] * 3),
+        classes=[0, 1],
     ).fit(X, y, parties=rng.choice(3, 3000))
     assert len(seen) == 4
+    if delta > 0:
+        assert all(request.params["gradient_clip"] is None for request, _ in seen)
+        return
     statistic = fedsk._statistics.STATISTICS["glm_derivatives"]
     for request, noise in seen:
         params = request.params

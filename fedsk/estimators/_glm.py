@@ -121,7 +121,8 @@ class LinearProblem:
     class_weight : ndarray or None
         Public weight of each class.
     gradient_clip : float or None
-        Cap on a record's gradient factor (unbounded losses, noisy fits).
+        Cap on a record's gradient factor (noisy fits: unbounded losses,
+        and the log loss under pure DP; ``_gradient_clip``).
     design_abs_max : ndarray of shape (p,)
         Largest absolute value of each entry of a mapped design row
         ``[x, 1]`` (public, from the clipping).
@@ -416,6 +417,9 @@ def _mean_update(session, problem, coef, share):
 
 
 def _gradient_clip(loss, session):
+    """The cap on a record's gradient factor of ``loss``; None without noise."""
+    if not math.isfinite(session.epsilon):
+        return None
     clips = PURE_DP_GRADIENT_CLIP if session.delta == 0 else GRADIENT_CLIP
     return clips.get(loss)
 
@@ -499,7 +503,7 @@ def fit_linear_model(
         classes=classes,
         intercept=intercept,
         class_weight=class_weight,
-        gradient_clip=_gradient_clip(loss, session) if noisy else None,
+        gradient_clip=_gradient_clip(loss, session),
         design_abs_max=_design_abs_max(clipping, d, intercept),
         tol=estimator.tol * 1e-4 if estimator.tol is not None else 0.0,
         max_iter=estimator.max_iter,
