@@ -42,7 +42,7 @@ from sklearn.utils.validation import check_is_fitted
 import fedsk._estimator
 import fedsk._statistics
 import fedsk.estimators._glm
-from fedsk import FederatedEstimator, PartyError, PrivacyAccountant
+from fedsk import FederatedEstimator, Federation, PartyError, PrivacyAccountant
 from fedsk._losses import derivative_factors
 from fedsk.estimators._glm import REGION_RUN_LEVEL, REGION_SHARE, pure_dp_shares
 from fedsk.estimators._postprocessing import regularised_psd, symmetric_from_upper
@@ -896,8 +896,6 @@ def test_noisy_logistic_regression_releases_half_the_gradient_noise(monkeypatch,
     # under pure DP every gradient release of a noisy fit carries the clip,
     # and its noise is half of what the unclipped loss would need at the
     # same share; with delta > 0 the full Newton rounds keep the exact loss
-    from fedsk._federation import Federation
-
     seen = []
     real = Federation.release
 

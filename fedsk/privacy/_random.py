@@ -120,9 +120,9 @@ class NoiseSource:
                 "this noise source has produced 2^33 words, the most one key "
                 "may give; derive a new key for further noise."
             )
-        out = np.zeros(n, dtype=np.uint64)
+        out = np.empty(n, dtype=np.uint64)
         if n:
-            # zeros XOR keystream, written into ``out``; the input is a
+            # zeros XOR keystream, written over ``out``; the input is a
             # separate buffer (cryptography >= 51 refuses overlapping ones)
             zeros = bytes(out.nbytes)
             self._encryptor.update_into(zeros, memoryview(out).cast("B"))
