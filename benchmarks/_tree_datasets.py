@@ -25,7 +25,7 @@ def credit(seed=0, sample=None):
 
     frame = data("ISLR", "Default")
     frame = frame.assign(student=frame["student"].str.lower())
-    X, bounds, names = _encode(frame, CREDIT_NUMERIC, CREDIT_CATEGORICAL)
+    X, bounds, names, binary = _encode(frame, CREDIT_NUMERIC, CREDIT_CATEGORICAL)
     y = (frame["default"] == "Yes").to_numpy().astype(np.int64)
     parties = frame["student"].to_numpy(dtype=str)
-    return _split("credit", X, y, parties, bounds, names, seed, sample)
+    return _split("credit", X, y, parties, bounds, names, seed, sample, binary)

@@ -293,7 +293,7 @@ def bench_memory(sizes):
 
 
 def fedsk_noise_scales():
-    """Noise scales fedsk uses for its least-squares release at epsilon=1.
+    """Noise scales fedsk uses for its least-squares moments at epsilon=1.
 
     Read from the privacy report of a fit on 2,000 rows (the scale depends
     on the number of features and the budget, not on the rows).
@@ -310,7 +310,9 @@ def fedsk_noise_scales():
             bounds=BOUNDS,
             y_bounds=Y_BOUNDS,
         ).fit(X, y)
-        (event,) = estimator.privacy_report().to_dict()["parties"][0]["events"]
+        events = estimator.privacy_report().to_dict()["parties"][0]["events"]
+        # the moments' release (the histogram of the clipping region before it)
+        (event,) = [e for e in events if e["statistic"] == "linear_moments"]
         assert event["mechanism"] == mechanism, event
         scales[mechanism] = event["noise_scale"]
     return scales

@@ -131,6 +131,7 @@ def estimator(split, model, epsilon, delta=0.0, seed=None, **params):
         epsilon=epsilon,
         delta=delta if np.isfinite(epsilon) else 0.0,
         bounds=split.bounds,
+        binary_features=list(split.binary_features) or None,
         y_bounds=split.y_bounds if regression else None,
         classes=None if regression else split.classes,
         random_state=seed,
@@ -312,9 +313,11 @@ def render_classifiers(seeds, finite, classifiers):
         "",
         f"Mean ± standard deviation over {seeds} seeds (each: its own "
         "stratified 25% test split and noise). fedsk: "
-        "`FederatedEstimator(model, epsilon, delta, bounds, classes)`, default "
+        "`FederatedEstimator(model, epsilon, delta, bounds, binary_features, "
+        "classes)` (`binary_features`: the one-hot columns), default "
         "strategy, central trust: a tenth of the budget on a noisy histogram "
-        "of every feature whose 2% and 98% quantiles give the clipping region, "
+        "of every other feature whose 2% and 98% quantiles give the clipping "
+        "region, "
         "then Newton rounds (with delta=0 one noisy Hessian as preconditioner, "
         "then 4 rounds of noisy gradients and 2 x 2 curvatures, the logistic "
         "loss's gradient factor capped at 0.5; with "
@@ -370,8 +373,9 @@ def render_ridge(seeds, finite, ridge):
         "weekly wage on education, experience, experience squared and three "
         "0/1 features; 4 parties (census regions); public bounds from what "
         "each column means, log wage in [ln 50, ln 20000]. fedsk: "
-        "`FederatedEstimator(Ridge(), epsilon, bounds, y_bounds)`, pure DP: "
-        "30% of the budget on a noisy histogram of every column, whose 2% and "
+        "`FederatedEstimator(Ridge(), epsilon, bounds, binary_features, "
+        "y_bounds)`, pure DP: 30% of the budget on a noisy histogram of the "
+        "target and every feature but the three 0/1 ones, whose 2% and "
         "98% quantiles give the clipping region; the rest on one release of "
         "the upper triangle of Z^T Z with Z = [X, y, 1] (mapped into that "
         "region); adaptive ridge. Random 25% test split per seed; mean ± sd "

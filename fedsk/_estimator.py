@@ -80,6 +80,15 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
         or an array of shape (n_features,). Rows are clipped into it.
         ``"private"`` estimates it with a DP histogram, spending 10% of the
         budget. Required (or ``data_norm``) when ``epsilon`` is finite.
+    binary_features : array-like of int, bool or str, default=None
+        Public: the features that take only the two values of their
+        ``bounds`` (0/1 indicators, one-hot encoded categories), by index,
+        boolean mask or name (with named columns). Linear models and GLMs
+        fitted with noise first spend part of the budget on a histogram of
+        every feature, to clip into where the rows are; binary features keep
+        their bounds and are left out of it, so it is less noisy for the
+        others. A feature listed wrongly only keeps its public bounds.
+        Requires ``bounds=(lower, upper)``.
     data_norm : float, default=None
         Largest L2 norm of a row (after clipping to ``bounds`` and mapping
         them to [-1, 1], when bounds are given). Rows beyond it are scaled
@@ -204,6 +213,7 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
         "epsilon": [Interval(numbers.Real, 0, math.inf, closed="right")],
         "delta": [Interval(numbers.Real, 0, 1, closed="left")],
         "bounds": [tuple, list, StrOptions({"private"}), None],
+        "binary_features": ["array-like", None],
         "data_norm": [Interval(numbers.Real, 0, None, closed="neither"), None],
         "y_bounds": [tuple, list, StrOptions({"private"}), None],
         "classes": ["array-like", None],
@@ -231,6 +241,7 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
         epsilon=1.0,
         delta=0.0,
         bounds=None,
+        binary_features=None,
         data_norm=None,
         y_bounds=None,
         classes=None,
@@ -249,6 +260,7 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
         self.epsilon = epsilon
         self.delta = delta
         self.bounds = bounds
+        self.binary_features = binary_features
         self.data_norm = data_norm
         self.y_bounds = y_bounds
         self.classes = classes
@@ -344,6 +356,7 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
             max_time=self.max_time,
             verbose=self.verbose,
             group_size=self._group_size(finite),
+            binary_features=self._binary_mask(federation),
         )
         session.check_budget()
         ledgers = [p.ledger for p in federation.parties]
@@ -388,6 +401,49 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
                 "party's rows, which scales every sensitivity."
             )
         return self.max_party_rows
+
+    def _binary_mask(self, federation):
+        """``binary_features`` as a boolean mask over the features (or None)."""
+        if self.binary_features is None:
+            return None
+        if not isinstance(self.bounds, tuple | list):
+            raise ValueError(
+                "binary_features needs bounds=(lower, upper): a binary feature "
+                "takes the two values of its public bounds."
+            )
+        n = federation.n_features_in_
+        listed = np.asarray(self.binary_features)
+        if listed.dtype == bool:
+            if listed.shape != (n,):
+                raise ValueError(
+                    f"binary_features as a boolean mask needs {n} entries (one "
+                    f"per feature); got shape {listed.shape}."
+                )
+            return listed
+        names = federation.feature_names_in_
+        if listed.dtype.kind in "USO":
+            if names is None:
+                raise ValueError(
+                    "binary_features lists names, but the columns have none; "
+                    "pass feature indices or a boolean mask."
+                )
+            unknown = sorted(set(listed.ravel().tolist()) - set(names))
+            if unknown:
+                raise ValueError(f"binary_features: no feature is named {unknown}.")
+            return np.isin(names, listed)
+        if listed.dtype.kind not in "iu" or listed.ndim != 1:
+            raise ValueError(
+                "binary_features must be feature indices, a boolean mask or "
+                f"feature names; got {self.binary_features!r}."
+            )
+        outside = listed[(listed < 0) | (listed >= n)]
+        if outside.size:
+            raise ValueError(
+                f"binary_features: indices {outside.tolist()} are outside [0, {n})."
+            )
+        mask = np.zeros(n, dtype=bool)
+        mask[listed] = True
+        return mask
 
     def _public_classes(self, pooled_y, finite):
         """The public label set: ``classes=``, or (noise-free fits on pooled

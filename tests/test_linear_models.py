@@ -1193,16 +1193,17 @@ class _HistogramSession:
     """Just what ``private_region`` reads: the histogram with Laplace noise of
     a given standard deviation on every bin, and the public clipping."""
 
-    def __init__(self, X, clipping, noise_std, seed):
+    def __init__(self, X, clipping, noise_std, seed, binary_features=None):
         self.X, self.clipping, self.noise_std = X, clipping, noise_std
         self.n_features = X.shape[1]
+        self.binary_features = binary_features
         self.rng = np.random.default_rng(seed)
 
-    def release(self, statistic, fraction, edges, include_target):
+    def release(self, statistic, fraction, edges, include_target, columns):
         assert statistic == "feature_histogram" and not include_target
         mapped, _ = self.clipping.apply(self.X, None)
         (counts,) = fedsk._statistics.STATISTICS[statistic].compute(
-            mapped, None, edges=edges
+            mapped, None, edges=edges, columns=columns
         )
         scale = self.noise_std / np.sqrt(2)
         noisy = counts + self.rng.laplace(scale=scale, size=counts.shape)
@@ -1241,6 +1242,159 @@ def test_private_region_of_a_classifier_ignores_noise_in_sparse_tails(seed):
         _HistogramSession(X, public, noise_std=300.0, seed=seed), 0.1, target=False
     )
     assert wide.upper[0] > region.upper[0]
+
+
+def _binary_set(seed=0, n=3000):
+    """A band in [40, 60] of a public [0, 100], three 0/1 features; labels."""
+    rng = np.random.default_rng(seed)
+    X = np.column_stack([rng.uniform(40.0, 60.0, n), rng.uniform(size=(n, 3)) < 0.4])
+    y = (X[:, 0] - 50 + 5 * X[:, 1] + rng.logistic(size=n) * 3 > 0).astype(int)
+    return X, y, ([0.0, 0, 0, 0], [100.0, 1, 1, 1])
+
+
+def _binary_fit(X, y, bounds, binary):
+    """A simulated-noise LogisticRegression fit with ``binary_features``."""
+    return FederatedEstimator(
+        LogisticRegression(),
+        epsilon=1.0,
+        bounds=bounds,
+        binary_features=binary,
+        classes=[0, 1],
+        random_state=0,
+    ).fit(X, y, parties=_parties())
+
+
+def _recorded_releases(monkeypatch):
+    """Every (request, release) of the fits that follow."""
+    seen = []
+    real = Federation.release
+
+    def recording(self, request, *args, **kwargs):
+        release = real(self, request, *args, **kwargs)
+        seen.append((request, release))
+        return release
+
+    monkeypatch.setattr(Federation, "release", recording)
+    return seen
+
+
+def test_binary_features_are_left_out_of_the_region_histogram(monkeypatch):
+    # one record adds a count to every column histogrammed: with three of
+    # four features declared binary, the histogram covers one column, the
+    # parties compute nothing on the others, and its noise is a quarter;
+    # the binary features keep their public bounds in every later release.
+    # At this budget only the quarter noise finds the band [40, 60]
+    # (simulated noise: the region without binary features is [31, 88]).
+    X, y, bounds = _binary_set()
+    noise, band = {}, {}
+    for binary in (None, [1, 2, 3]):
+        seen = _recorded_releases(monkeypatch)
+        _binary_fit(X, y, bounds, binary)
+        (request, release), *rounds = seen
+        assert request.statistic == "feature_histogram"
+        columns = (0, 1, 2, 3) if binary is None else (0,)
+        assert request.params["columns"] == columns
+        assert release.blocks[0].shape == (len(columns), 32)
+        noise[binary is None] = release.noise_std[0]
+        for later, _ in rounds:
+            assert_array_equal(later.clipping.lower[1:], 0.0)
+            assert_array_equal(later.clipping.upper[1:], 1.0)
+        region = rounds[0][0].clipping
+        band[binary is None] = (region.lower[0], region.upper[0])
+    assert noise[True] == pytest.approx(4 * noise[False], rel=0.01)
+    assert 35.0 <= band[False][0] and band[False][1] <= 65.0
+    assert band[True][1] - band[True][0] > 40.0
+
+
+def test_binary_features_by_index_mask_or_name_fit_the_same_model():
+    pd = pytest.importorskip("pandas")
+    X, y, bounds = _binary_set()
+    frame = pd.DataFrame(X, columns=["band", "a", "b", "c"])
+    models = [
+        _binary_fit(data, y, bounds, binary)
+        for data, binary in [
+            (X, [1, 2, 3]),
+            (X, [False, True, True, True]),
+            (frame, ["a", "b", "c"]),
+        ]
+    ]
+    for model in models[1:]:
+        assert_array_equal(model.estimator_.coef_, models[0].estimator_.coef_)
+    undeclared = _binary_fit(X, y, bounds, None)
+    assert not np.array_equal(undeclared.estimator_.coef_, models[0].estimator_.coef_)
+
+
+def test_all_binary_features_release_no_histogram():
+    X, y, _ = _binary_set()
+    model = FederatedEstimator(
+        LogisticRegression(),
+        epsilon=1.0,
+        bounds=(0.0, 1.0),
+        binary_features=[True] * 3,
+        classes=[0, 1],
+    ).fit(X[:, 1:], y, parties=_parties())
+    assert "feature_histogram" not in _statistics(model.fit_ledger_)
+    assert model.epsilon_spent_ == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    "binary, bounds, message",
+    [
+        ([1], None, "needs bounds=\\(lower, upper\\)"),
+        ([1], "private", "needs bounds=\\(lower, upper\\)"),
+        ([True, False], (0.0, 100.0), "needs 4 entries"),
+        ([4], (0.0, 100.0), "indices \\[4\\] are outside \\[0, 4\\)"),
+        ([-1], (0.0, 100.0), "indices \\[-1\\] are outside"),
+        (["a"], (0.0, 100.0), "the columns have none"),
+        ([0.5], (0.0, 100.0), "must be feature indices"),
+    ],
+)
+def test_bad_binary_features_are_refused_before_any_release(binary, bounds, message):
+    X, y, _ = _binary_set()
+    accountant = PrivacyAccountant(epsilon=10.0)
+    model = FederatedEstimator(
+        LogisticRegression(),
+        epsilon=1.0,
+        bounds=bounds,
+        data_norm=None if bounds else 2.0,
+        binary_features=binary,
+        classes=[0, 1],
+        accountant=accountant,
+    )
+    with pytest.raises(ValueError, match=message):
+        model.fit(X, y, parties=_parties())
+    assert all(ledger.spent()[0] == 0 for ledger in accountant.ledgers.values())
+
+
+def test_unknown_binary_feature_names_are_refused():
+    pd = pytest.importorskip("pandas")
+    X, y, bounds = _binary_set()
+    frame = pd.DataFrame(X, columns=["band", "a", "b", "c"])
+    model = FederatedEstimator(
+        LogisticRegression(),
+        epsilon=1.0,
+        bounds=bounds,
+        binary_features=["a", "d"],
+        classes=[0, 1],
+    )
+    with pytest.raises(ValueError, match="no feature is named \\['d'\\]"):
+        model.fit(frame, y, parties=_parties())
+
+
+def test_feature_histogram_of_some_columns_counts_those_only():
+    statistic = fedsk._statistics.STATISTICS["feature_histogram"]
+    edges = np.linspace(-1.0, 1.0, 5)
+    X = np.array([[-0.9, 0.1, 0.9], [-0.1, 0.6, 0.2]])
+    (counts,) = statistic.compute(X, None, edges=edges, columns=(2, 0))
+    assert_array_equal(counts, [[0, 0, 1, 1], [1, 1, 0, 0]])
+    assert statistic.shapes(3, edges=edges, columns=(2, 0)) == [(2, 4)]
+    # one record adds a count to each of the two columns
+    assert statistic.sensitivity(Clipping(), 3, edges=edges, columns=(2, 0)) == [
+        (2.0, pytest.approx(math.sqrt(2)))
+    ]
+    for columns in [(0, 0), (3,), (-1,), (True,), (0.0,)]:
+        with pytest.raises(ValueError, match="distinct feature indices"):
+            statistic.shapes(3, edges=edges, columns=columns)
 
 
 def test_augmented_linear_moments_hold_the_five_blocks():

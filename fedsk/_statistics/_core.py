@@ -101,7 +101,9 @@ def _linear_moments_sensitivity(clipping, n_features, augmented=False):
 # -- feature_histogram: counts per bin of every feature (and of y) -----------
 
 
-def _feature_histogram(X, y, edges, include_target=False):
+def _feature_histogram(X, y, edges, include_target=False, columns=None):
+    if columns is not None:
+        X = X[:, columns]
     if include_target:
         X = np.column_stack([X, y])
     counts = np.empty((X.shape[1], len(edges) - 1))
@@ -113,14 +115,34 @@ def _feature_histogram(X, y, edges, include_target=False):
     return [counts]
 
 
-def _feature_histogram_shapes(n_features, edges, include_target=False):
-    return [(n_features + include_target, len(edges) - 1)]
+def _feature_histogram_shapes(n_features, edges, include_target=False, columns=None):
+    n_columns = _histogram_columns(n_features, columns) + include_target
+    return [(n_columns, len(edges) - 1)]
 
 
-def _feature_histogram_sensitivity(clipping, n_features, edges, include_target=False):
+def _feature_histogram_sensitivity(
+    clipping, n_features, edges, include_target=False, columns=None
+):
     # one record adds one count to one bin of every column
-    columns = n_features + include_target
-    return [(float(columns), math.sqrt(columns))]
+    n_columns = _histogram_columns(n_features, columns) + include_target
+    return [(float(n_columns), math.sqrt(n_columns))]
+
+
+def _histogram_columns(n_features, columns):
+    """How many features a histogram covers: all, or distinct ``columns``."""
+    if columns is None:
+        return n_features
+    indices = [
+        j
+        for j in columns
+        if isinstance(j, int) and not isinstance(j, bool) and 0 <= j < n_features
+    ]
+    if len(indices) != len(columns) or len(set(indices)) != len(indices):
+        raise ValueError(
+            f"columns must be distinct feature indices in [0, {n_features}), "
+            f"got {columns!r}."
+        )
+    return len(indices)
 
 
 # -- class_counts: rows per public class (or all rows) ------------------------

@@ -50,7 +50,7 @@ import numpy as np
 
 from .._losses import curvature_max
 from ._postprocessing import eigenvalue_floor, positive, symmetric_from_upper
-from ._region import private_region
+from ._region import histogrammed_features, private_region
 
 STRATEGIES = ("auto", "newton", "gradient", "fedavg")
 # Rounds when epsilon is finite and ``max_rounds`` is None, measured on the
@@ -484,7 +484,7 @@ def fit_linear_model(
     noisy = math.isfinite(session.epsilon)
     intercept = bool(estimator.fit_intercept)
     clipping = session.clipping
-    if noisy and clipping.lower is not None:
+    if noisy and clipping.lower is not None and histogrammed_features(session):
         clipping = private_region(
             session,
             REGION_SHARE * fraction,

@@ -15,6 +15,11 @@ towards the public bounds. With ``run_level`` (the linear classifiers' and
 GLMs' region), a feature's quantiles are read within the run of bins above
 that many noise standard deviations around its largest bin, so that noise
 summed over a long empty tail does not move them.
+
+Features the user declared binary (0/1 indicators, one-hot categories) keep
+their bounds and are left out of the histogram: one record adds a count to
+every column histogrammed, so each column left out lowers the noise on all
+the others.
 """
 
 import numpy as np
@@ -52,7 +57,8 @@ def private_region(session, fraction, target, run_level=None):
     ----------
     session : FitSession
         Its clipping must have per-feature bounds (and ``y_bounds`` with
-        ``target``).
+        ``target``); without ``target``, some feature must not be binary
+        (``histogrammed_features``).
     fraction : float
         Share of the session's budget for the histogram.
     target : bool
@@ -67,25 +73,31 @@ def private_region(session, fraction, target, run_level=None):
     Returns
     -------
     clipping : Clipping
-        Bounds within the public ones, where the rows are; ``data_norm``
-        is kept.
+        Bounds within the public ones, where the rows are; a binary
+        feature's bounds and ``data_norm`` are kept.
     """
     edges = np.linspace(-1.0, 1.0, SPREAD_BINS + 1)
+    d = session.n_features
+    columns = histogrammed_features(session)
     release = session.release(
-        "feature_histogram", fraction, edges=edges, include_target=target
+        "feature_histogram",
+        fraction,
+        edges=edges,
+        include_target=target,
+        columns=columns,
     )
     counts = release.blocks[0]
-    d = session.n_features
+    k = len(columns)
     empty_below = np.full((len(counts), 1), EMPTY_BIN_FEATURE)
-    empty_below[d:] = EMPTY_BIN_TARGET
+    empty_below[k:] = EMPTY_BIN_TARGET
     kept = np.where(counts > empty_below * release.noise_std[0], counts, 0.0)
     if run_level is not None:
         # only where the largest bin stands clear of the noise: with few rows
         # for the budget the largest bin may be noise, and its run anywhere
         noise = release.noise_std[0]
-        run = _run_around_mode(counts[:d], run_level * noise)
-        clear = counts[:d].max(axis=1) > RUN_MODE_LEVEL * noise
-        kept[:d] = np.where(run | ~clear[:, None], kept[:d], 0.0)
+        run = _run_around_mode(counts[:k], run_level * noise)
+        clear = counts[:k].max(axis=1) > RUN_MODE_LEVEL * noise
+        kept[:k] = np.where(run | ~clear[:, None], kept[:k], 0.0)
     # a column with most of its rows in bins below that level (few rows for
     # the budget): keep every positive count, so its quantiles widen
     lost = kept.sum(axis=1) < 0.5 * counts.sum(axis=1)
@@ -101,18 +113,21 @@ def private_region(session, fraction, target, run_level=None):
     # that much too wide (a narrow band inside the range is clipped to)
     narrow = high_edge - low_edge < 2 * MIN_FEATURE_WIDTH
     narrow &= (low == 0) | (high == SPREAD_BINS - 1)
-    narrow[d:] = False
+    narrow[k:] = False
     keep = (total[:, 0] <= 0) | narrow
     low_edge[keep], high_edge[keep] = -1.0, 1.0
+    feature_low, feature_high = np.full(d, -1.0), np.full(d, 1.0)
+    feature_low[list(columns)] = low_edge[:k]
+    feature_high[list(columns)] = high_edge[:k]
     public = session.clipping
     center = np.broadcast_to(public.x_center, (d,))
     scale = np.broadcast_to(public.x_scale, (d,))
-    lower = center + low_edge[:d] * scale
-    upper = center + high_edge[:d] * scale
+    lower = center + feature_low * scale
+    upper = center + feature_high * scale
     y_lower, y_upper = public.y_lower, public.y_upper
     if target:
-        y_lower = float(public.y_center + low_edge[d] * public.y_scale)
-        y_upper = float(public.y_center + high_edge[d] * public.y_scale)
+        y_lower = float(public.y_center + low_edge[k] * public.y_scale)
+        y_upper = float(public.y_center + high_edge[k] * public.y_scale)
     return Clipping(lower, upper, public.data_norm, y_lower, y_upper)
 
 
@@ -143,3 +158,15 @@ def _run_around_mode(counts, level, gap=RUN_GAP):
             low = int(b)
         mask[j, low : high + 1] = True
     return mask
+
+
+def histogrammed_features(session):
+    """Indices of the features whose region ``private_region`` looks for.
+
+    All but the public ``binary_features``: a 0/1 feature's region is its
+    bounds, and every column histogrammed adds to the noise of all of them.
+    """
+    binary = session.binary_features
+    if binary is None:
+        return tuple(range(session.n_features))
+    return tuple(int(j) for j in np.flatnonzero(~binary))

@@ -50,6 +50,9 @@ class FitSession:
         each release when above 1.
     group_size : int, default=1
         Records per unit of privacy (see :class:`~fedsk._federation.Request`).
+    binary_features : ndarray of bool of shape (n_features,) or None
+        Public: features that take only their bounds' two values (no private
+        clipping region is sought for them).
 
     Attributes
     ----------
@@ -76,6 +79,7 @@ class FitSession:
         max_time=None,
         verbose=0,
         group_size=1,
+        binary_features=None,
     ):
         self.federation = federation
         self.estimator_name = estimator_name
@@ -93,6 +97,7 @@ class FitSession:
         self._started = time.monotonic()
         self.verbose = verbose
         self.group_size = group_size
+        self.binary_features = binary_features
         self.timings = {}  # seconds per phase, summed over releases
         self._used = Fraction(0)  # of the budget, exactly
 
