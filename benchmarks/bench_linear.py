@@ -131,7 +131,7 @@ def estimator(split, model, epsilon, delta=0.0, seed=None, **params):
         epsilon=epsilon,
         delta=delta if np.isfinite(epsilon) else 0.0,
         bounds=split.bounds,
-        binary_features=list(split.binary_features) or None,
+        binary_features=list(split.binary_features),
         y_bounds=split.y_bounds if regression else None,
         classes=None if regression else split.classes,
         random_state=seed,

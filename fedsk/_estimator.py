@@ -413,6 +413,8 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
             )
         n = federation.n_features_in_
         listed = np.asarray(self.binary_features)
+        if listed.size == 0:  # none (numpy reads an empty list as floats)
+            listed = listed.astype(np.intp)
         if listed.dtype == bool:
             if listed.shape != (n,):
                 raise ValueError(

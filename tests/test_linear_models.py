@@ -1322,6 +1322,10 @@ def test_binary_features_by_index_mask_or_name_fit_the_same_model():
         assert_array_equal(model.estimator_.coef_, models[0].estimator_.coef_)
     undeclared = _binary_fit(X, y, bounds, None)
     assert not np.array_equal(undeclared.estimator_.coef_, models[0].estimator_.coef_)
+    # an empty list declares none
+    assert_array_equal(
+        _binary_fit(X, y, bounds, []).estimator_.coef_, undeclared.estimator_.coef_
+    )
 
 
 def test_all_binary_features_release_no_histogram():
