@@ -320,7 +320,8 @@ def render_classifiers(seeds, finite, classifiers):
         "region, "
         "then Newton rounds (with delta=0 one noisy Hessian as preconditioner, "
         "then 4 rounds of noisy gradients and 2 x 2 curvatures, the logistic "
-        "loss's gradient factor capped at 0.5; with "
+        "loss's gradient factor capped at 0.5, each release with "
+        "L-infinity K-norm noise; with "
         f"delta={DELTA:g} 4 full Newton rounds). diffprivlib "
         "0.6.6: centralized `LogisticRegression(epsilon, data_norm=sqrt(d))` "
         "(objective perturbation, pure DP) on the pooled rows mapped into the "
@@ -378,7 +379,8 @@ def render_ridge(seeds, finite, ridge):
         "target and every feature but the three 0/1 ones, whose 2% and "
         "98% quantiles give the clipping region; the rest on one release of "
         "the upper triangle of Z^T Z with Z = [X, y, 1] (mapped into that "
-        "region); adaptive ridge. Random 25% test split per seed; mean ± sd "
+        "region), with L-infinity K-norm noise; adaptive ridge. Random 25% "
+        "test split per seed; mean ± sd "
         f"over {seeds} seeds. Pooled: scikit-learn `Ridge()`, no DP: "
         f"{_mean_sd(ridge['pooled'])}.",
         "",

@@ -35,7 +35,6 @@ from ._party import (
 )
 from ._statistics import STATISTICS
 from .privacy import (
-    GridEncoding,
     PrivacyReport,
     ReleaseEvent,
     charge,
@@ -373,18 +372,14 @@ class Federation:
         shapes = statistic.shapes(self.n_features_in_, **request.params)
         encoding = None
         if math.isfinite(request.epsilon):
-            k = request.group_size  # a group of k records changes k times as much
-            encoding = GridEncoding.calibrate(
-                shapes,
-                [
-                    (k * l1, k * l2)
-                    for l1, l2 in statistic.sensitivity(
-                        request.clipping, self.n_features_in_, **request.params
-                    )
-                ],
+            encoding = statistic.encoding(
+                request.clipping,
+                self.n_features_in_,
+                request.params,
                 epsilon=request.epsilon,
                 rho=request.rho,
-                shares=statistic.budget_shares(request.params),
+                group_size=request.group_size,
+                divisible=request.trust in DISTRIBUTED,
             )
         if encoding is not None and encoding.max_rows(self.n_parties) < 1:
             raise ValueError(

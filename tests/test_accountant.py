@@ -468,7 +468,7 @@ def test_release_charges_every_party_and_the_fit():
     for ledger in [p.ledger for p in parties] + [fit_ledger]:
         (event,) = ledger.events
         assert event.epsilon == pytest.approx(0.6)
-        assert event.mechanism == "discrete_laplace"
+        assert event.mechanism == "discrete_linf"  # moments: entries bounded
     assert fit_ledger.events[0].party == "all parties"
     # 0.6 more would exceed north's budget and the fit's: refused, unchanged
     with pytest.raises(BudgetExceededError, match="'north'.*'fit'"):

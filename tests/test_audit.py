@@ -15,7 +15,9 @@ sampler (``GridEncoding.noise``) replaced by zeros and recorded: that gives
 the encoding the federation calibrated, the exact encoded total, and how
 many noise draws (shares) were added to it. The trials then add real noise
 from the same ``GridEncoding.noise`` (through a copy of the encoding whose
-one block holds all trials), as many draws as the release made.
+one block holds all trials), as many draws as the release made; the
+L-infinity K-norm mechanism's coordinates are drawn jointly, one vector
+per trial.
 
 Where the tightest event lies. With discrete Laplace noise of scale ``t``
 and exact totals ``a`` (without the record) and ``b`` (with it), the event
@@ -79,6 +81,7 @@ from fedsk.privacy import (
     audit_release,
     budget_share,
     discrete_laplace,
+    discrete_linf,
     fit_mechanism,
     orthant_reduction,
     projection_reduction,
@@ -504,6 +507,12 @@ def _noisy(release, n_trials, rng, factor=1.0):
     copy of the encoding whose single block holds every trial.
     """
     enc = release.encoding
+    if enc.mechanism == "discrete_linf":  # one joint vector per trial
+        assert release.shares == [1]
+        noise = discrete_linf(
+            factor * enc.noise_scale, enc.n_coords, rng, n_draws=n_trials
+        )
+        return release.exact + noise
     wide = dataclasses.replace(
         enc,
         block_shapes=((n_trials * enc.n_coords,),),

@@ -37,6 +37,7 @@ import fedsk.privacy._mechanisms as mechanisms
 from fedsk.privacy import (
     discrete_gaussian,
     discrete_laplace,
+    discrete_linf,
     noise_generator,
     noise_seed_sequence,
     spawn_seeds,
@@ -325,7 +326,9 @@ def test_sigma_squared_is_rounded_up_to_a_close_rational(sigma):
         assert L == 1 and excess < 2 / sigma
 
 
-@pytest.mark.parametrize("sampler", [discrete_laplace, discrete_gaussian])
+@pytest.mark.parametrize(
+    "sampler", [discrete_laplace, discrete_gaussian, discrete_linf]
+)
 def test_a_scale_beyond_int64_is_refused(sampler):
     with pytest.raises(ValueError, match="at most 2\\^52"):
         sampler(2.0**53, 3, noise_generator(key(14)))

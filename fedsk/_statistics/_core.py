@@ -17,7 +17,7 @@ from .._losses import (
     loss_bound,
     targets,
 )
-from ._base import Statistic, square_norms, vector_norms
+from ._base import Statistic, coordinate_max, square_norms, vector_norms
 
 # -- moments: count, sum and sum of squares of every feature -----------------
 
@@ -31,10 +31,11 @@ def _moments_shapes(n_features):
 
 
 def _moments_sensitivity(clipping, n_features):
+    m = coordinate_max(clipping, n_features)
     return [
-        (1.0, 1.0),
-        vector_norms(clipping, n_features),
-        square_norms(clipping, n_features),
+        (1.0, 1.0, 1.0),
+        (*vector_norms(clipping, n_features), m),
+        (*square_norms(clipping, n_features), m**2),
     ]
 
 
@@ -90,12 +91,22 @@ def _upper_gram_norms(l1, l2):
 
 
 def _linear_moments_sensitivity(clipping, n_features, augmented=False):
+    # an entry x_i x_j (or x_i y, z_i z_j) moves by at most the product of
+    # the largest entries
     l1, l2 = vector_norms(clipping, n_features)
+    m = coordinate_max(clipping, n_features)
     y_max = clipping.y_abs_max()
     if augmented:  # z = [x, y, 1]
-        return [_upper_gram_norms(l1 + y_max + 1.0, math.sqrt(l2**2 + y_max**2 + 1.0))]
-    gram = _upper_gram_norms(l1, l2)
-    return [gram, (l1 * y_max, l2 * y_max), (l1, l2), (y_max, y_max), (1.0, 1.0)]
+        z_max = max(m, y_max, 1.0)
+        norms = _upper_gram_norms(l1 + y_max + 1.0, math.sqrt(l2**2 + y_max**2 + 1.0))
+        return [(*norms, z_max**2)]
+    return [
+        (*_upper_gram_norms(l1, l2), m**2),
+        (l1 * y_max, l2 * y_max, m * y_max),
+        (l1, l2, m),
+        (y_max, y_max, y_max),
+        (1.0, 1.0, 1.0),
+    ]
 
 
 # -- feature_histogram: counts per bin of every feature (and of y) -----------
@@ -252,18 +263,25 @@ def _glm_derivatives_sensitivity(
     l1, l2 = vector_norms(clipping, n_features)
     if intercept:
         l1, l2 = l1 + 1.0, math.sqrt(l2**2 + 1.0)
-    bound = loss_bound(loss, coef.shape[0], gradient_clip)
+    m = coordinate_max(clipping, n_features, intercept)
+    k = coef.shape[0]
+    bound = loss_bound(loss, k, gradient_clip)
     # the largest weight in absolute value bounds a record's factor (the
     # estimators refuse negative weights; the bound holds for them anyway)
     w = 1.0 if class_weight is None else float(np.max(np.abs(class_weight)))
     (g1, g2), (h1, h2) = bound.gradient, bound.curvature
-    sensitivities = [(w * g1 * l1, w * g2 * l2)] if gradient else []
+    # one output's factor: |p_k - y_k| <= 1 and entries of diag(p) - p p^T
+    # within 1/4 (multinomial), else the per-output bounds
+    g, h = (1.0, 0.25) if loss == "multinomial" else (g1 / k, h1 / k)
+    sensitivities = [(w * g1 * l1, w * g2 * l2, w * g * m)] if gradient else []
     if hessian:
         # upper triangle of a symmetric matrix: half its L1 norm plus half its
         # trace; for the multinomial loss h2 also bounds the trace of the
         # curvature matrix
         trace = h2 if loss == "multinomial" else h1
-        sensitivities.append((w * (h1 * l1**2 + trace * l2**2) / 2, w * h2 * l2**2))
+        sensitivities.append(
+            (w * (h1 * l1**2 + trace * l2**2) / 2, w * h2 * l2**2, w * h * m**2)
+        )
     return sensitivities
 
 
@@ -323,14 +341,15 @@ def _glm_curvature_sensitivity(
     # k x k matrix by at most h s^2 in L1 (diagonal losses: sum_k h_k
     # (sum_a |u_ak|)^2; multinomial: the entries of diag(p) - p p^T sum to at
     # most 2 in absolute value), its trace by at most h s^2 too, so its upper
-    # triangle by h s^2 in L1 and in L2
-    m = float(np.max(clipping.feature_abs_max(n_features), initial=0.0))
-    if intercept:
-        m = max(m, 1.0)
-    s = m * float(np.abs(np.asarray(directions)).sum())
+    # triangle by h s^2 in L1 and in L2; its entry (a, b) by h s_a s_b, with
+    # s_a = sum_k |u_ak| for direction a alone
+    m = coordinate_max(clipping, n_features, intercept)
+    per_direction = np.abs(np.asarray(directions)).reshape(len(directions), -1)
+    s_a = m * per_direction.sum(axis=1)
+    s = float(s_a.sum())
     h = 2.0 if loss == "multinomial" else curvature_max(loss)
     w = 1.0 if class_weight is None else float(np.max(np.abs(class_weight)))
-    return [(w * h * s**2, w * h * s**2)]
+    return [(w * h * s**2, w * h * s**2, w * h * float(s_a.max(initial=0.0)) ** 2)]
 
 
 # -- local_update: a party's own fit from the global model (FedAvg) ----------

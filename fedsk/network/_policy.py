@@ -20,7 +20,7 @@ import numpy as np
 from .._federation import DISTRIBUTED, TRUST_MODELS
 from .._party import PartyTask
 from .._statistics import STATISTICS
-from ..privacy import GridEncoding, ReleaseEvent, zcdp_epsilon
+from ..privacy import ReleaseEvent, zcdp_epsilon
 
 KINDS = ("describe", "release", "contribute", "protocol", "ledger", "check")
 PROTOCOLS = {"secure": "masking", "peer_to_peer": "sharing"}
@@ -116,22 +116,20 @@ def expected_encoding(task, guarantee, n_features):
     if math.isinf(guarantee["epsilon"]):
         return None
     statistic = STATISTICS[task.statistic]
-    k = guarantee["group_size"]
     try:
-        shapes = statistic.shapes(n_features, **task.params)
-        sensitivities = statistic.sensitivity(task.clipping, n_features, **task.params)
-        shares = statistic.budget_shares(task.params)
+        return statistic.encoding(
+            task.clipping,
+            n_features,
+            task.params,
+            epsilon=guarantee["epsilon"],
+            rho=guarantee["rho"],
+            group_size=guarantee["group_size"],
+            divisible=guarantee["trust"] in DISTRIBUTED,
+        )
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
         raise Refusal(
             f"parameters of {task.statistic!r} do not fit it ({type(exc).__name__})"
         ) from None
-    return GridEncoding.calibrate(
-        shapes,
-        [(k * l1, k * l2) for l1, l2 in sensitivities],
-        epsilon=guarantee["epsilon"],
-        rho=guarantee["rho"],
-        shares=shares,
-    )
 
 
 def check_task(request, guarantee, policy, n_features):

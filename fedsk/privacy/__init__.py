@@ -17,6 +17,7 @@ from ._encoding import GridEncoding, budget_share
 from ._errors import BudgetExceededError, PrivacyWarning, SeededNoiseWarning
 from ._events import ReleaseEvent
 from ._keys import derive_key, new_release_id, new_secret
+from ._knorm import discrete_linf, discrete_linf_std
 from ._mechanisms import (
     discrete_gaussian,
     discrete_laplace,
@@ -60,6 +61,8 @@ __all__ = [
     "discrete_gaussian",
     "discrete_laplace",
     "discrete_laplace_std",
+    "discrete_linf",
+    "discrete_linf_std",
     "fit_mechanism",
     "gaussian_sigma",
     "laplace_scale",

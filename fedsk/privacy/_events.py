@@ -20,17 +20,19 @@ class ReleaseEvent:
         The fit that asked for it.
     statistic : str
         Name of the statistic in the party-side catalogue.
-    mechanism : {"discrete_laplace", "discrete_gaussian", "none"}
-        The noise added. ``"none"`` only with ``epsilon=inf``.
+    mechanism : {"discrete_laplace", "discrete_linf", "discrete_gaussian", "none"}
+        The noise added (``"discrete_linf"``: the L-infinity K-norm
+        mechanism). ``"none"`` only with ``epsilon=inf``.
     epsilon, delta : float
         The guarantee of this release alone.
     rho : float or None
         zCDP parameter for discrete Gaussian releases, ``None`` for pure DP.
     sensitivity : float
-        Sensitivity of the integer-encoded statistic (L1 for Laplace, L2 for
-        Gaussian), rounding included.
+        Sensitivity of the integer-encoded statistic (L1 for Laplace,
+        L-infinity for the K-norm mechanism, L2 for Gaussian), rounding
+        included.
     noise_scale : float
-        Laplace scale or Gaussian sigma, in grid steps.
+        Laplace or K-norm scale, or Gaussian sigma, in grid steps.
     trust : str
         Where the noise was added (``"central"``: by the aggregator once;
         ``"local"``: by the party itself, in full; ``"secure"`` and
