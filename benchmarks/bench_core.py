@@ -49,11 +49,15 @@ from fedsk import FederatedEstimator, Federation, Party  # noqa: E402
 from fedsk.privacy import (  # noqa: E402
     discrete_gaussian,
     discrete_laplace,
+    discrete_linf,
     noise_generator,
 )
 
 START, END = markers("bench_core")
 N_FEATURES = 20
+# Coordinates of LinearRegression's one release of moments: the upper
+# triangle of Z^T Z, Z = [X, y, 1] with N_FEATURES columns in X.
+MOMENT_COORDS = (N_FEATURES + 2) * (N_FEATURES + 3) // 2
 N_PARTIES = 10
 # Public clipping region, fixed before looking at the data. make_regression
 # draws X from N(0, 1): |x| > 5 has probability 6e-7. y is X @ coef plus
@@ -302,7 +306,7 @@ def fedsk_noise_scales():
         n_samples=2000, n_features=N_FEATURES, noise=10, random_state=0
     )
     scales = {}
-    for delta, mechanism in ((0.0, "discrete_laplace"), (1e-5, "discrete_gaussian")):
+    for delta, mechanism in ((0.0, "discrete_linf"), (1e-5, "discrete_gaussian")):
         estimator = FederatedEstimator(
             LinearRegression(),
             epsilon=1.0,
@@ -318,23 +322,37 @@ def fedsk_noise_scales():
     return scales
 
 
+def _moment_vectors(scale, size, rng):
+    """``size`` coordinates of K-norm noise, as vectors of the moments' length.
+
+    Its coordinates are not independent: one draw is a whole vector of the
+    ``LinearRegression`` release (``MOMENT_COORDS``), and vectors are drawn
+    until at least ``size`` coordinates.
+    """
+    return discrete_linf(scale, MOMENT_COORDS, rng, n_draws=-(-size // MOMENT_COORDS))
+
+
 def bench_noise(sizes, repeat):
     rng = noise_generator(12345)
     fedsk_scales = fedsk_noise_scales()
     samplers = {
-        "discrete_laplace": discrete_laplace,
-        "discrete_gaussian": discrete_gaussian,
+        "discrete_laplace": (discrete_laplace, (1.0,)),
+        "discrete_linf": (_moment_vectors, (fedsk_scales["discrete_linf"],)),
+        "discrete_gaussian": (
+            discrete_gaussian,
+            (1.0, fedsk_scales["discrete_gaussian"]),
+        ),
     }
     rows = []
-    for mechanism, sampler in samplers.items():
-        for scale in (1.0, fedsk_scales[mechanism]):
+    for mechanism, (sampler, scales) in samplers.items():
+        for scale in scales:
             for size in sizes:
                 best = math.inf
                 for _ in range(repeat):
                     start = time.perf_counter()
                     noise = sampler(scale, size, rng)
                     best = min(best, time.perf_counter() - start)
-                    assert noise.shape == (size,)
+                    assert size <= noise.size < size + MOMENT_COORDS
                     del noise
                 rows.append(
                     {
@@ -410,9 +428,11 @@ def render(args, command, env, fit, memory, noise, elapsed):
         "### Noise draws per second",
         "",
         "Best of "
-        f"{args.repeat}, one `noise_generator` stream (PCG64DXSM). Scale 1, and "
-        "the scale fedsk uses for the `LinearRegression` release at epsilon=1 "
-        f"with {N_FEATURES} features (Laplace: pure DP; Gaussian: delta=1e-5).",
+        f"{args.repeat}, one `noise_generator` stream (PCG64DXSM). The scale "
+        "fedsk uses for the `LinearRegression` release at epsilon=1 with "
+        f"{N_FEATURES} features (pure DP: L-infinity K-norm noise on vectors "
+        f"of its {MOMENT_COORDS} coordinates; delta=1e-5: Gaussian), and scale "
+        "1 (Laplace: the shares of secure aggregation; Gaussian).",
         "",
         "| mechanism | scale | draws | seconds | draws/s |",
         "|---|---:|---:|---:|---:|",
