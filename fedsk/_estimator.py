@@ -141,7 +141,8 @@ class FederatedEstimator(MetaEstimatorMixin, BaseEstimator):
         Rounds of an iterative model; the budget is split over them before
         the first (with pure DP, Newton releases the Hessian once and then a
         gradient and a small curvature per round; see ``docs/estimators.md``).
-        ``None``: when ``epsilon`` is finite, Newton takes 4 rounds, gradient
+        ``None``: when ``epsilon`` is finite, Newton takes 4 rounds (8 with
+        pure DP and ``epsilon`` of 0.5 or more left for the rounds), gradient
         descent 20 and FedAvg 5. Without noise: the estimator's ``max_iter``
         (FedAvg: 20). Rounds stop early, spending nothing more, once no
         coefficient moves by more than the estimator's ``tol * 1e-4``.

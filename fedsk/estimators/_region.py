@@ -31,6 +31,10 @@ SPREAD_BINS = 32
 # The region holds the noisy 2% to 98% quantiles of each column (rows
 # beyond are clipped into it: a little bias for much less noise).
 SPREAD_QUANTILE = 0.02
+# With ``fine_level``, a column whose noisy total is above that many noise
+# standard deviations (many rows for the budget: the later releases' noise
+# is small against the rows' signal) is clipped at its 1% and 99% instead.
+FINE_QUANTILE = 0.01
 # Noisy bin counts of the target below this many noise standard deviations
 # are taken as empty (its tails would be stretched by the noise). A
 # feature's negative counts only are: it may have rare values at its bounds
@@ -50,7 +54,7 @@ RUN_GAP = 2
 RUN_MODE_LEVEL = 10.0
 
 
-def private_region(session, fraction, target, run_level=None):
+def private_region(session, fraction, target, run_level=None, fine_level=None):
     """A tighter clipping region from noisy quantiles of every column.
 
     Parameters
@@ -69,6 +73,10 @@ def private_region(session, fraction, target, run_level=None):
         count are taken as empty (``_run_around_mode``): the run's bins are
         above ``run_level`` times the noise standard deviation, with gaps of
         at most ``RUN_GAP`` bins.
+    fine_level : float or None, default=None
+        With a level, a column whose noisy total is above ``fine_level``
+        times the noise standard deviation of a bin gets its
+        ``FINE_QUANTILE`` quantiles, less bias where the noise allows it.
 
     Returns
     -------
@@ -104,8 +112,12 @@ def private_region(session, fraction, target, run_level=None):
     counts = np.where(lost[:, None], np.maximum(counts, 0.0), kept)
     cumulative = np.cumsum(counts, axis=1)
     total = cumulative[:, -1:]
-    low = np.argmax(cumulative > SPREAD_QUANTILE * total, axis=1)
-    high = np.argmax(cumulative >= (1 - SPREAD_QUANTILE) * total, axis=1)
+    quantile = np.full(total.shape, SPREAD_QUANTILE)
+    if fine_level is not None:
+        fine = total > fine_level * release.noise_std[0]
+        quantile[fine] = FINE_QUANTILE
+    low = np.argmax(cumulative > quantile * total, axis=1)
+    high = np.argmax(cumulative >= (1 - quantile) * total, axis=1)
     low_edge, high_edge = edges[low], edges[high + 1]
     # keep the public bounds where nothing is above the noise, and for a
     # feature whose quantiles are very close at one end of its range: more
