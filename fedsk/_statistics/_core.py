@@ -117,13 +117,33 @@ def _feature_histogram(X, y, edges, include_target=False, columns=None):
         X = X[:, columns]
     if include_target:
         X = np.column_stack([X, y])
-    counts = np.empty((X.shape[1], len(edges) - 1))
-    for j in range(X.shape[1]):
-        inner = np.clip(
-            np.searchsorted(edges, X[:, j], side="right") - 1, 0, len(edges) - 2
-        )
-        counts[j] = np.bincount(inner, minlength=len(edges) - 1)
-    return [counts]
+    n_bins = len(edges) - 1
+    bins = _bin_indices(X, np.asarray(edges, dtype=float))
+    bins += np.arange(X.shape[1]) * n_bins  # one bincount for every column
+    counts = np.bincount(bins.ravel(), minlength=X.shape[1] * n_bins)
+    return [counts.reshape(X.shape[1], n_bins).astype(float)]
+
+
+def _bin_indices(X, edges):
+    """Bin of every entry: the last edge at or below it, the end bins beyond.
+
+    What ``np.searchsorted(edges, X, side="right") - 1`` clipped to the bins
+    gives, but for equal-width edges in a few passes over all columns at
+    once (a column-wise search was most of a noisy least-squares fit's time
+    on 900,000 rows): the arithmetic guess is off by at most one bin where
+    rounding puts a value next to an edge, and is corrected by comparing
+    with the edges themselves.
+    """
+    n_bins = len(edges) - 1
+    width = (edges[-1] - edges[0]) / n_bins
+    if not np.allclose(np.diff(edges), width, rtol=1e-9, atol=0.0):
+        bins = np.searchsorted(edges, X, side="right") - 1
+        return np.clip(bins, 0, n_bins - 1)
+    bins = np.floor((X - edges[0]) / width)
+    bins = np.clip(bins, 0, n_bins - 1, out=bins).astype(np.intp)
+    bins -= X < edges[bins]
+    bins += X >= edges[bins + 1]
+    return np.clip(bins, 0, n_bins - 1, out=bins)
 
 
 def _feature_histogram_shapes(n_features, edges, include_target=False, columns=None):
