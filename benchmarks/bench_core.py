@@ -428,7 +428,8 @@ def render(args, command, env, fit, memory, noise, elapsed):
         "### Noise draws per second",
         "",
         "Best of "
-        f"{args.repeat}, one `noise_generator` stream (PCG64DXSM). The scale "
+        f"{args.repeat}, one `noise_generator` stream (ChaCha20, exact "
+        "samplers). The scale "
         "fedsk uses for the `LinearRegression` release at epsilon=1 with "
         f"{N_FEATURES} features (pure DP: L-infinity K-norm noise on vectors "
         f"of its {MOMENT_COORDS} coordinates; delta=1e-5: Gaussian), and scale "
