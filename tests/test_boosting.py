@@ -259,6 +259,7 @@ def test_budget_is_spent_and_charged_per_release(delta):
         assert fed.epsilon_spent_ == pytest.approx(50.0, rel=1e-6)
 
 
+@seeded
 def test_gradients_get_their_share_of_each_loss_release(monkeypatch):
     # A log-loss release gives the gradient sums GRADIENT_SHARE of its
     # budget: the noise std of G over that of H is their sensitivities'

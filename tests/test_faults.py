@@ -132,6 +132,7 @@ def test_a_hanging_party_times_out(faulty):
     assert "q1" in str(fed.privacy_report())
 
 
+@pytest.mark.filterwarnings("ignore::fedsk.privacy.SeededNoiseWarning")
 def test_a_retried_party_draws_the_same_noise(faulty):
     calls = []
 

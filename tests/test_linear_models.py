@@ -1330,6 +1330,7 @@ def _k_norm_std_ratio(n, l1=None):
     return math.sqrt((n + 1) * (n + 2) / 3 / (2 * (l1 or n) ** 2))
 
 
+@seeded
 @pytest.mark.parametrize("trust", ["central", "local"])
 def test_pure_dp_rounds_use_k_norm_noise_unless_it_is_split(monkeypatch, trust):
     # A record moves each coordinate of the gradient (p = 5 with the
@@ -1385,6 +1386,7 @@ def test_pure_dp_rounds_use_k_norm_noise_unless_it_is_split(monkeypatch, trust):
         assert ours / theirs == pytest.approx(parties * ratio, rel=3e-3), key
 
 
+@seeded
 def test_binary_features_are_left_out_of_the_region_histogram(monkeypatch):
     # one record adds a count to every column histogrammed: with three of
     # four features declared binary, the histogram covers one column, the
@@ -1413,6 +1415,7 @@ def test_binary_features_are_left_out_of_the_region_histogram(monkeypatch):
     assert band[True][1] - band[True][0] > 40.0
 
 
+@seeded
 def test_binary_features_by_index_mask_or_name_fit_the_same_model():
     pd = pytest.importorskip("pandas")
     X, y, bounds = _binary_set()
