@@ -1269,6 +1269,26 @@ def test_private_region_of_a_classifier_ignores_noise_in_sparse_tails(seed):
 
 
 @pytest.mark.parametrize("seed", range(3))
+def test_private_region_of_a_classifier_keeps_both_values_of_a_scaled_indicator(
+    seed,
+):
+    # A 0/1 column after a StandardScaler (examples/regions.py's pipeline):
+    # 40% of the rows at 1.22, 60% at -0.82, on public bounds of three
+    # standard units, 11 of its 32 bins apart. The run of bins around the
+    # largest one stopped short of the other value, so the
+    # region collapsed onto one of them and the feature was constant for the
+    # model (test ROC AUC 0.87 -> 0.76 on Ecdat/HI at epsilon 1e6). A bin
+    # that far above the noise is rows, and must be kept.
+    rng = np.random.default_rng(seed)
+    ones = rng.uniform(size=20_000) < 0.4
+    X = np.where(ones, 1.22, -0.82)[:, None]
+    public = Clipping(np.array([-3.0]), np.array([3.0]))
+    session = _HistogramSession(X, public, noise_std=300.0, seed=seed)
+    region = private_region(session, 0.1, target=False, run_level=REGION_RUN_LEVEL)
+    assert region.lower[0] <= -0.82 and region.upper[0] >= 1.22
+
+
+@pytest.mark.parametrize("seed", range(3))
 def test_private_region_clips_less_where_the_noise_allows(seed):
     # N(50, 15) on a public [0, 100]: the 2% quantile (19.2) is in the bin
     # starting at 18.75, the 1% (15.1) in the one at 12.5. With a total far
