@@ -5,6 +5,7 @@ Each benchmark owns one section of ``benchmarks/RESULTS.md`` between
 that section, so benchmarks can be re-run one at a time.
 """
 
+import datetime
 import importlib.util
 import os
 import platform
@@ -46,6 +47,25 @@ def environment():
         f"{os.cpu_count()} CPUs; BLAS: {blas or 'unknown'}; "
         f"load average at start: {load}"
     )
+
+
+def section_head(name, title, command, quick, elapsed):
+    """The first lines of benchmark ``name``'s section.
+
+    Its start marker, ``## name: title``, the command that produced it
+    (marked as a smoke run when ``quick``) and a line with the date, the
+    ``elapsed`` seconds and the :func:`environment`.
+    """
+    now = datetime.datetime.now().isoformat(timespec="seconds")
+    return [
+        markers(name)[0],
+        f"## {name}: {title}",
+        "",
+        f"Command: `{command}`" + (" (quick smoke run)" if quick else ""),
+        "",
+        f"Run {now}, {elapsed:.0f} s. {environment()}.",
+        "",
+    ]
 
 
 def write_section(path, name, section):

@@ -21,7 +21,6 @@ Writes the ``bench_scale`` section of ``benchmarks/RESULTS.md``:
 """
 
 import argparse
-import datetime
 import json
 import resource
 import shlex
@@ -31,7 +30,7 @@ import time
 import warnings
 
 import numpy as np
-from _report import RESULTS, environment, markers, write_section
+from _report import RESULTS, markers, section_head, write_section
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.naive_bayes import GaussianNB
 
@@ -124,13 +123,13 @@ def task_bytes(n_parties, n_rows, rounds, loaded):
             ]
         )
     sizes = []
-    run = _federation.Federation._run_parties
+    run = _federation.Federation._chunked_calls
 
-    def counted(self, tasks, what, verbose):
-        sizes.append(sum(len(cloudpickle.dumps(args)) for _, args in tasks))
-        return run(self, tasks, what, verbose)
+    def counted(self, todo):  # the (source, name, request) calls joblib ships
+        sizes.append(sum(len(cloudpickle.dumps(call)) for call in todo))
+        return run(self, todo)
 
-    _federation.Federation._run_parties = counted
+    _federation.Federation._chunked_calls = counted
     try:
         model = FederatedEstimator(
             LogisticRegression(),
@@ -141,7 +140,7 @@ def task_bytes(n_parties, n_rows, rounds, loaded):
             max_rounds=rounds,
         ).fit(fed)
     finally:
-        _federation.Federation._run_parties = run
+        _federation.Federation._chunked_calls = run
     coef = model.estimator_
     return sizes, coef.coef_.nbytes + coef.intercept_.nbytes
 
@@ -153,16 +152,11 @@ def run_cell(args):
 
 
 def render(command, rows, traffic, elapsed, quick):
-    start, end = markers("bench_scale")
+    end = markers("bench_scale")[1]
     lines = [
-        start,
-        "## bench_scale: parties, rows and memory",
-        "",
-        f"Command: `{command}`" + (" (quick smoke run)" if quick else ""),
-        "",
-        f"Run {datetime.datetime.now().isoformat(timespec='seconds')}, "
-        f"{elapsed:.0f} s. {environment()}.",
-        "",
+        *section_head(
+            "bench_scale", "parties, rows and memory", command, quick, elapsed
+        ),
         f"epsilon = 1, {N_FEATURES} features, every party's rows made by its "
         "loader on the worker that runs its tasks; one fresh process per cell "
         "(its peak RSS includes the interpreter, numpy, scikit-learn and, for "

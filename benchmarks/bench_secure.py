@@ -30,7 +30,6 @@ coordinator's; in a deployment the parties work in parallel.
 """
 
 import argparse
-import datetime
 import math
 import shlex
 import sys
@@ -39,7 +38,7 @@ import warnings
 
 import numpy as np
 from _datasets import synthetic
-from _report import RESULTS, environment, markers, write_section
+from _report import RESULTS, markers, section_head, write_section
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.naive_bayes import GaussianNB
 
@@ -261,19 +260,18 @@ def _kib(n_bytes):
 
 
 def render(args, command, overhead, utility, shape, elapsed, repeat):
-    start, end = markers("bench_secure")
+    end = markers("bench_secure")[1]
     n_coords, rows = overhead
     seeds = 1 if args.quick else args.seeds
     party_counts = sorted({n for n, _ in rows})
     lines = [
-        start,
-        "## bench_secure: secure aggregation, distributed noise, peer-to-peer",
-        "",
-        f"Command: `{command}`" + (" (quick smoke run)" if args.quick else ""),
-        "",
-        f"Run {datetime.datetime.now().isoformat(timespec='seconds')}, "
-        f"{elapsed:.0f} s. {environment()}.",
-        "",
+        *section_head(
+            "bench_secure",
+            "secure aggregation, distributed noise, peer-to-peer",
+            command,
+            args.quick,
+            elapsed,
+        ),
         "### Overhead per release and per fit",
         "",
         f"Synthetic set, {shape[0]:_} training rows x {shape[1]} features, rows "

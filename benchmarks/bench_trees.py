@@ -35,7 +35,6 @@ Fit time per tree is measured at epsilon = 1.
 """
 
 import argparse
-import datetime
 import shlex
 import sys
 import time
@@ -50,7 +49,7 @@ from _datasets import (
     star,
     to_unit_box,
 )
-from _report import RESULTS, environment, markers, write_section
+from _report import RESULTS, markers, section_head, write_section
 from _tree_datasets import credit
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.metrics import roc_auc_score
@@ -259,16 +258,15 @@ def _mean(values):
 
 
 def render(args, command, results, elapsed, budget_list):
-    start, end = markers("bench_trees")
+    end = markers("bench_trees")[1]
     lines = [
-        start,
-        "## bench_trees: decision trees and forests across parties",
-        "",
-        f"Command: `{command}`" + (" (quick smoke run)" if args.quick else ""),
-        "",
-        f"Run {datetime.datetime.now().isoformat(timespec='seconds')}, "
-        f"{elapsed:.0f} s. {environment()}.",
-        "",
+        *section_head(
+            "bench_trees",
+            "decision trees and forests across parties",
+            command,
+            args.quick,
+            elapsed,
+        ),
         "Mean ± standard deviation over seeds (each: its own 25% test split, "
         "party assignment, noise and tree randomness; stratified for the "
         "classification sets). fedsk: central trust, natural parties, "
