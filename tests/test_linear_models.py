@@ -1269,21 +1269,23 @@ def test_private_region_of_a_classifier_ignores_noise_in_sparse_tails(seed):
 
 
 @pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("share, noise_std", [(0.4, 300.0), (0.15, 600.0)])
 def test_private_region_of_a_classifier_keeps_both_values_of_a_scaled_indicator(
-    seed,
+    seed, share, noise_std
 ):
     # A 0/1 column after a StandardScaler (examples/regions.py's pipeline):
-    # 40% of the rows at 1.22, 60% at -0.82, on public bounds of three
-    # standard units, 11 of its 32 bins apart. The run of bins around the
-    # largest one stopped short of the other value, so the
-    # region collapsed onto one of them and the feature was constant for the
-    # model (test ROC AUC 0.87 -> 0.76 on Ecdat/HI at epsilon 1e6). A bin
-    # that far above the noise is rows, and must be kept.
+    # ``share`` of 20,000 rows at 1.22, the others at -0.82, on public bounds
+    # of three standard units, 11 of its 32 bins apart. The run of bins
+    # around the largest one stopped short of the other value, so the region
+    # collapsed onto one of them and the feature was constant for the model
+    # (test ROC AUC 0.87 -> 0.76 on Ecdat/HI at epsilon 1e6). A bin that far
+    # above the noise is rows, and must be kept: 27 noise standard
+    # deviations, and 5 (a scaled count column at epsilon 0.3).
     rng = np.random.default_rng(seed)
-    ones = rng.uniform(size=20_000) < 0.4
+    ones = rng.uniform(size=20_000) < share
     X = np.where(ones, 1.22, -0.82)[:, None]
     public = Clipping(np.array([-3.0]), np.array([3.0]))
-    session = _HistogramSession(X, public, noise_std=300.0, seed=seed)
+    session = _HistogramSession(X, public, noise_std=noise_std, seed=seed)
     region = private_region(session, 0.1, target=False, run_level=REGION_RUN_LEVEL)
     assert region.lower[0] <= -0.82 and region.upper[0] >= 1.22
 
