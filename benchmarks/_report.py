@@ -68,6 +68,15 @@ def section_head(name, title, command, quick, elapsed):
     ]
 
 
+def write_results(path, name, title, command, quick, elapsed, body):
+    """Write benchmark ``name``'s section of ``path``: its head, ``body``
+    (lines), its end marker. Returns the section's text."""
+    head = section_head(name, title, command, quick, elapsed)
+    section = "\n".join([*head, *body, markers(name)[1]])
+    write_section(path, name, section)
+    return section
+
+
 def write_section(path, name, section):
     """Replace benchmark ``name``'s section of ``path`` (or append it)."""
     start, end = markers(name)

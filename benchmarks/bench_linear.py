@@ -31,12 +31,10 @@ Four parts, written to the ``bench_linear`` section of
 """
 
 import argparse
-import datetime
 import shlex
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 from _datasets import (
@@ -49,8 +47,8 @@ from _datasets import (
     to_unit_box,
     wages,
 )
-from _report import RESULTS, environment, markers, write_section
-from make_results_doc import DOC, update_doc
+from _report import RESULTS, write_results
+from make_results_doc import update_pages
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.svm import LinearSVC
 from threadpoolctl import threadpool_limits
@@ -95,8 +93,9 @@ def parse_args(argv=None):
     parser.add_argument(
         "--doc",
         default=None,
-        help="page to regenerate from --results (default: docs/results.md, "
-        "only when --results is the repository's RESULTS.md)",
+        help="page to regenerate from --results (default: every page of "
+        "make_results_doc.PAGES, only when --results is the repository's "
+        "RESULTS.md)",
     )
     parser.add_argument(
         "--sets",
@@ -465,28 +464,17 @@ def main(argv=None):
     if "speed" in args.parts:
         print("speed", flush=True)
         body += render_speed(bench_speed(sample))
-    start, end = markers("bench_linear")
     elapsed = time.perf_counter() - started
-    section = "\n".join(
-        [
-            start,
-            "## bench_linear: linear models across parties",
-            "",
-            f"Command: `{command}`" + (" (quick smoke run)" if args.quick else ""),
-            "",
-            f"Run {datetime.datetime.now().isoformat(timespec='seconds')}, "
-            f"{elapsed:.0f} s. {environment()}.",
-            "",
-            *body,
-            end,
-        ]
+    section = write_results(
+        args.results,
+        "bench_linear",
+        "linear models across parties",
+        command,
+        args.quick,
+        elapsed,
+        body,
     )
-    write_section(args.results, "bench_linear", section)
-    doc = args.doc
-    if doc is None and Path(args.results).resolve() == Path(RESULTS).resolve():
-        doc = DOC
-    if doc is not None:  # a development run into another file leaves the page
-        update_doc(args.results, doc)
+    update_pages(args.results, [args.doc] if args.doc else None)
     print(section)
 
 

@@ -97,40 +97,71 @@ def federated(epsilon, trust):
     )
 
 
+def split_schools():
+    """The training rows with each pupil's school, and the common test set.
+
+    Returns
+    -------
+    X_train, X_test, y_train, y_test, school_train
+        A quarter of every school's pupils are held out for the test set.
+    """
+    X, y, school = load_schools()
+    X_train, X_test, y_train, y_test, school_train, _ = train_test_split(
+        X, y, school, test_size=0.25, stratify=school, random_state=0
+    )
+    return X_train, X_test, y_train, y_test, school_train
+
+
+def scores(model, X_test, y_test):
+    """``(ROC AUC, accuracy)`` of a fitted classifier on the test set."""
+    auc = roc_auc_score(y_test, model.predict_proba(X_test)[:, 1])
+    return auc, accuracy_score(y_test, model.predict(X_test))
+
+
+def schools_alone(X_train, y_train, school_train, X_test, y_test):
+    """Scores of scikit-learn on each school's own rows, no privacy.
+
+    Returns
+    -------
+    alone : ndarray of shape (n_schools_fitted, 2)
+        ``scores`` of every school that has pupils on both sides of the
+        threshold.
+    one_class : int
+        Schools whose training pupils are all on one side: no classifier.
+    """
+    alone, one_class = [], 0
+    for name in np.unique(school_train):
+        own = school_train == name
+        if len(np.unique(y_train[own])) < 2:
+            one_class += 1  # all its pupils on one side: no classifier alone
+            continue
+        model = LogisticRegression().fit(X_train[own], y_train[own])
+        alone.append(scores(model, X_test, y_test))
+    return np.array(alone), one_class
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.parse_args(argv)
     started = time.perf_counter()
 
-    X, y, school = load_schools()
-    X_train, X_test, y_train, y_test, school_train, _ = train_test_split(
-        X, y, school, test_size=0.25, stratify=school, random_state=0
-    )
+    X_train, X_test, y_train, y_test, school_train = split_schools()
     schools = np.unique(school_train)
+    n_pupils = len(X_train) + len(X_test)
+    positive = (np.sum(y_train) + np.sum(y_test)) / n_pupils
     print(
-        f"{len(X):,} pupils in {len(schools)} schools; {len(X_train):,} to train, "
-        f"{len(X_test):,} to test; {y.mean():.1%} score above {THRESHOLD:g} in "
+        f"{n_pupils:,} pupils in {len(schools)} schools; {len(X_train):,} to train, "
+        f"{len(X_test):,} to test; {positive:.1%} score above {THRESHOLD:g} in "
         f"maths.\nFeatures: {', '.join(FEATURES)}.\n"
     )
 
-    def scores(model):
-        auc = roc_auc_score(y_test, model.predict_proba(X_test)[:, 1])
-        return auc, accuracy_score(y_test, model.predict(X_test))
-
     rows = []
-    pooled = scores(LogisticRegression().fit(X_train, y_train))
+    pooled = scores(LogisticRegression().fit(X_train, y_train), X_test, y_test)
     rows.append(
         ("scikit-learn", f"{len(schools)} schools pooled", *pooled, "not private")
     )
 
-    alone, one_class = [], 0
-    for name in schools:
-        own = school_train == name
-        if len(np.unique(y_train[own])) < 2:
-            one_class += 1  # all its pupils on one side: no classifier alone
-            continue
-        alone.append(scores(LogisticRegression().fit(X_train[own], y_train[own])))
-    alone = np.array(alone)
+    alone, one_class = schools_alone(X_train, y_train, school_train, X_test, y_test)
     sizes = np.bincount(np.unique(school_train, return_inverse=True)[1])
     trained_on = f"one school alone ({sizes.min()}-{sizes.max()} training pupils)"
     for label, pick in (("best", np.max), ("median", np.median), ("worst", np.min)):
@@ -151,7 +182,7 @@ def main(argv=None):
         spent = {
             p["epsilon_spent"] for p in model.privacy_report().to_dict()["parties"]
         }
-        result = scores(model)
+        result = scores(model, X_test, y_test)
         if (trust, epsilon) == ("central", HEADLINE_EPSILON):
             headline = result
         rows.append(

@@ -1,4 +1,5 @@
-"""Smoke run of benchmarks/bench_core.py: it writes its RESULTS section."""
+"""Smoke runs of benchmarks/bench_core.py and bench_examples.py: each writes
+its RESULTS section."""
 
 import subprocess
 import sys
@@ -7,23 +8,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCH = ROOT / "benchmarks" / "bench_core.py"
 
 
-@pytest.mark.slow
-def test_bench_core_quick_writes_its_section(tmp_path):
-    results = tmp_path / "RESULTS.md"
-    results.write_text(
-        "# Results\n\n<!-- other:start -->\nkept\n<!-- other:end -->\n\n"
-        "<!-- bench_core:start -->\nstale\n<!-- bench_core:end -->\n\ntail\n"
-    )
+def run_quick(script, results, *arguments):
+    """Run ``benchmarks/<script> --quick`` into the file ``results``."""
     run = subprocess.run(
         [
             sys.executable,
-            str(BENCH),
+            str(ROOT / "benchmarks" / script),
             "--quick",
-            "--repeat",
-            "1",
+            *arguments,
             "--results",
             str(results),
         ],
@@ -33,6 +27,16 @@ def test_bench_core_quick_writes_its_section(tmp_path):
         check=False,
     )
     assert run.returncode == 0, run.stderr
+
+
+@pytest.mark.slow
+def test_bench_core_quick_writes_its_section(tmp_path):
+    results = tmp_path / "RESULTS.md"
+    results.write_text(
+        "# Results\n\n<!-- other:start -->\nkept\n<!-- other:end -->\n\n"
+        "<!-- bench_core:start -->\nstale\n<!-- bench_core:end -->\n\ntail\n"
+    )
+    run_quick("bench_core.py", results, "--repeat", "1")
     text = results.read_text()
     assert text.count("<!-- bench_core:start -->") == 1
     assert text.count("<!-- bench_core:end -->") == 1
@@ -47,3 +51,16 @@ def test_bench_core_quick_writes_its_section(tmp_path):
         assert heading in section
     assert "| Ridge | fedsk epsilon=1, parties= labels |" in section
     assert "| discrete_gaussian |" in section
+
+
+@pytest.mark.slow
+def test_bench_examples_quick_writes_what_the_examples_printed(tmp_path):
+    results = tmp_path / "RESULTS.md"
+    run_quick("bench_examples.py", results, "--demo-fits", "2")
+    text = results.read_text()
+    assert text.count("<!-- bench_examples:start -->") == 1
+    for script in ("demo", "airports", "regions", "schools", "audit_under_noised"):
+        assert f"### {script}.py\n" in text
+    assert "| fedsk, epsilon=1 per school: median of 2 fits |" in text
+    assert "160 schools pooled" in text  # the demo's own printout
+    assert "Plot saved" not in text  # a scratch path, left out

@@ -4,7 +4,9 @@ The blocks of one file share a namespace and run in order, as a reader
 would run them. Shell blocks (```bash) are not run.
 """
 
+import importlib.util
 import re
+import sys
 import warnings
 from pathlib import Path
 
@@ -63,3 +65,34 @@ def test_relative_links_resolve(page):
             continue
         target = (page.parent / link.split("#")[0]).resolve()
         assert target.exists(), f"{page.name} links to missing {link}"
+
+
+def _results_doc():
+    """``benchmarks/make_results_doc.py``, imported from its directory."""
+    spec = importlib.util.spec_from_file_location(
+        "make_results_doc", ROOT / "benchmarks" / "make_results_doc.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(ROOT / "benchmarks"))  # for its `_report` import
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return module
+
+
+def test_measured_figures_are_generated_from_results():
+    """Every include block holds what RESULTS.md gives it, and nothing else.
+
+    A figure edited by hand inside a block, or a benchmark rerun without
+    ``python benchmarks/make_results_doc.py``, fails here.
+    """
+    results_doc = _results_doc()
+    results = (ROOT / "benchmarks" / "RESULTS.md").read_text()
+    assert {README, ROOT / "examples" / "README.md"} <= set(results_doc.PAGES)
+    for page in results_doc.PAGES:
+        text = page.read_text()
+        assert results_doc.BLOCK.search(text), f"{page} has no include block"
+        assert results_doc.render(results, text, page) == text, (
+            f"{page} is out of date: run python benchmarks/make_results_doc.py"
+        )
